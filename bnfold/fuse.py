@@ -1,0 +1,165 @@
+"""``fuse``: plan, rewrite a copy, validate it, and only then write it.
+
+:func:`fuse_model` is the library entry point the CLI wraps. The output is staged in a private
+folder beside the destination; when validation fails nothing appears at the destination.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+from .graph import GraphIndex
+from .modelio import load_model, stage_model
+from .planner import FoldDecision, PlanOptions, Planner
+from .rewrite import RewriteOptions, rewrite_copy
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Options passed through to :func:`bnfold.validate.validate_models`."""
+
+    provider: str = "auto"
+    reference_provider: str | None = None
+    shapes: dict[str, tuple[int, ...]] | None = None
+    samples: int = 1
+    inputs: str | None = None
+    seed: int = 0
+    atol: float | None = None
+    rtol: float | None = None
+
+
+@dataclass(frozen=True)
+class FoldRecord:
+    batchnorm: str
+    graph: str
+    into_op: str
+    into_name: str
+    direction: str
+    tensor: str  # the tensor whose value the fold preserves (for per-fold attribution)
+
+    def to_dict(self) -> dict:
+        return {"batchnorm": self.batchnorm, "graph": self.graph,
+                "into": {"op": self.into_op, "name": self.into_name}, "direction": self.direction}
+
+
+@dataclass(frozen=True)
+class LeftRecord:
+    batchnorm: str
+    graph: str
+    reason: str
+    detail: str | None
+    decomposed: bool = False
+
+    def to_dict(self) -> dict:
+        return {"batchnorm": self.batchnorm, "graph": self.graph, "reason": self.reason,
+                "detail": self.detail, "decomposed": self.decomposed}
+
+
+@dataclass(frozen=True)
+class FuseResult:
+    input: str
+    output: str | None  # None when nothing was written (validation failed)
+    folded: tuple[FoldRecord, ...]
+    left: tuple[LeftRecord, ...]
+    validation: object | None = None  # bnfold.validate.ValidationResult
+    written: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.validation is None or bool(getattr(self.validation, "passed", False))
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "input": self.input,
+            "output": self.output,
+            "folded": [f.to_dict() for f in self.folded],
+            "left": [x.to_dict() for x in self.left],
+            "validation": None if self.validation is None else self.validation.to_dict(),
+            "written": list(self.written),
+            "notes": list(self.notes),
+        }
+
+
+def default_output(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.folded{path.suffix or '.onnx'}")
+
+
+def _final_tensor(decisions: list[FoldDecision], d: FoldDecision) -> str:
+    """The tensor that holds ``d``'s target's result once every fold into it is applied."""
+    same = [x for x in decisions if x.target is d.target or (
+        x.target is not None and x.target.scope is d.target.scope and x.target.index == d.target.index)]
+    backward = [x for x in same if x.direction == "backward"]
+    if backward:
+        return backward[-1].site.y
+    return d.target.node.output[0]
+
+
+def fuse_model(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike | None = None,
+    *,
+    in_place: bool = False,
+    validate: bool = True,
+    validation: ValidationSettings | None = None,
+    decompose: bool = False,
+    fold_overridable: bool = False,
+    external_data: bool = False,
+) -> FuseResult:
+    """Fold every exactly-foldable BatchNormalization of the model at ``input_path``.
+
+    Writes the result to ``output_path`` (default ``<stem>.folded.onnx`` beside the input) only
+    after it validates (unless ``validate`` is False). Never overwrites the input unless
+    ``in_place``. Raises :class:`~bnfold.errors.InputError` on bad input.
+    """
+    src = Path(input_path)
+    out = Path(output_path) if output_path is not None else (src if in_place else default_output(src))
+    if out.exists() and out.resolve() == src.resolve() and not in_place:
+        raise InputError(f"{out}: refusing to overwrite the input; pass --in-place to do that")
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory; give a file name for the output")
+    loaded = load_model(src)
+    index = GraphIndex(loaded)
+    plan = Planner(index, PlanOptions(fold_overridable=fold_overridable)).plan()
+    rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
+    decisions = list(plan.decisions)
+    folded = tuple(
+        FoldRecord(d.site.name, d.site.graph, d.target.op, d.target.name, d.direction,
+                   _final_tensor(decisions, d))
+        for d in plan.folds
+    )
+    left = tuple(LeftRecord(d.site.name, d.site.graph, d.reason, d.detail,
+                            d.site.name in rewritten.decomposed) for d in plan.left)
+    notes: list[str] = []
+    staged = stage_model(rewritten.model, out, external_data=external_data, source_dir=loaded.base_dir)
+    del rewritten
+    if len(staged.files) > 1 and not external_data:
+        notes.append(f"the output passes protobuf's 2 GiB limit: tensors written to {staged.files[1]}")
+    with staged:
+        result_validation = None
+        if validate:
+            from .validate import FoldProbe, validate_models
+
+            settings = validation or ValidationSettings()
+            probes = [FoldProbe(batchnorm=f.batchnorm, into=f"{f.into_op} {f.into_name}", tensor=f.tensor)
+                      for f in folded if f.graph == "main"]
+            result_validation = validate_models(
+                src, staged.model_path, folds=probes, provider=settings.provider,
+                reference_provider=settings.reference_provider, shapes=settings.shapes,
+                samples=settings.samples, inputs=settings.inputs, seed=settings.seed,
+                atol=settings.atol, rtol=settings.rtol,
+            )
+            if not result_validation.passed:
+                log.warning("validation failed; nothing written at %s", out)
+                return FuseResult(str(src), None, folded, left, result_validation, (), tuple(notes))
+        written = staged.commit()
+    return FuseResult(str(src), str(out), folded, left, result_validation,
+                      tuple(str(p) for p in written), tuple(notes))

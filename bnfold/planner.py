@@ -1,0 +1,554 @@
+"""Decide, for every BatchNormalization, whether and where it folds, without changing anything.
+
+The planner walks each scope in node order and returns a :class:`FoldPlan`: one
+:class:`FoldDecision` per BN, either a fold (target node, direction, rule) or a stable reason
+code with a sentence. ``inspect`` reports the plan; ``fuse`` hands it to :mod:`bnfold.rewrite`.
+
+Rules, tried in order:
+
+* backward into the producer of BN's input: Conv, ConvTranspose, Gemm, MatMul (rank-2 output),
+  optionally through an ``Add`` of a per-channel constant (MatMul+Add, Conv+Add bias);
+  a BN whose producer is an already folded BN folds into the same target (Conv→BN→BN);
+* forward into the single consumer of BN's output: a Conv without padding, or a Gemm with
+  ``transA=0``.
+
+Never folded: ``training_mode=1``, ``spatial=0``, non-constant or overridable statistics or
+weights, quantized weights, folds whose result overflows the weight's dtype, axis mismatches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+from . import bnmath
+from .graph import ConstantResolver, ConstInfo, GraphIndex, Scope, get_attr, node_label
+
+log = logging.getLogger(__name__)
+
+FLOAT_TYPES = {
+    TensorProto.FLOAT: np.dtype(np.float32),
+    TensorProto.FLOAT16: np.dtype(np.float16),
+    TensorProto.DOUBLE: np.dtype(np.float64),
+}
+try:  # bfloat16 comes from ml_dtypes, which onnx depends on
+    import ml_dtypes
+
+    FLOAT_TYPES[TensorProto.BFLOAT16] = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover
+    pass
+
+# Stable reason codes. Never rename one: users filter on them.
+REASONS: dict[str, str] = {
+    "training-mode": "training_mode=1: the node normalizes with batch statistics, not its running ones",
+    "spatial-mode": "spatial=0 (opset < 9): statistics are per activation, not per channel",
+    "extra-outputs": "the node's optional outputs (running statistics) are used downstream",
+    "stats-not-constant": "scale, bias, mean or var is a graph input or computed at run time",
+    "stats-overridable": "statistics are initializers that are also graph inputs (overridable at run time)",
+    "non-finite": "scale, bias, mean or var holds NaN or Inf",
+    "variance-negative": "var + epsilon is not positive for some channels",
+    "no-producer": "BN reads a graph input (or an outer-scope value) and no consumer can absorb it",
+    "unsupported-producer": "the producer is not Conv, ConvTranspose, Gemm or MatMul, and no consumer can absorb it",
+    "producer-shared": "the producer's output is also read by another node",
+    "producer-graph-output": "the producer's output is also a graph output",
+    "weight-not-constant": "the target's weight or bias is a graph input or computed at run time",
+    "weight-overridable": "the target's weight is an initializer that is also a graph input (overridable at run time)",
+    "quantized-weight": "the target's weight is dequantized at run time (DequantizeLinear)",
+    "axis-mismatch": "BN's channel axis is not the target's output-channel axis",
+    "unsupported-dtype": "the target's weight is not a floating-point tensor",
+    "fold-overflow": "the folded weights or bias would overflow the weight's dtype",
+}
+
+# Reasons about the neighbourhood rather than the BN itself: a forward fold may still work.
+_NEIGHBOUR_REASONS = {
+    "no-producer", "unsupported-producer", "producer-shared", "producer-graph-output",
+    "weight-not-constant", "weight-overridable", "quantized-weight", "axis-mismatch",
+    "unsupported-dtype", "fold-overflow",
+}
+BACKWARD_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+@dataclass(frozen=True)
+class BatchNormSite:
+    """One BatchNormalization node and its attributes, wherever it lives."""
+
+    scope: Scope = field(repr=False, compare=False)
+    index: int
+    node: onnx.NodeProto = field(repr=False, compare=False)
+    name: str
+    graph: str
+    x: str
+    scale: str
+    bias: str
+    mean: str
+    var: str
+    y: str
+    epsilon: float
+    momentum: float
+    training_mode: bool
+    spatial: int | None
+    opset: int | None
+
+    @property
+    def param_names(self) -> dict[str, str]:
+        return {"scale": self.scale, "bias": self.bias, "mean": self.mean, "var": self.var}
+
+
+@dataclass(frozen=True)
+class Target:
+    scope: Scope = field(repr=False, compare=False)
+    index: int
+    node: onnx.NodeProto = field(repr=False, compare=False)
+
+    @property
+    def op(self) -> str:
+        return self.node.op_type
+
+    @property
+    def name(self) -> str:
+        return node_label(self.node, self.index)
+
+
+@dataclass(frozen=True)
+class FoldDecision:
+    """What happens to one BN. ``rule`` and the node indices drive the rewrite."""
+
+    site: BatchNormSite
+    foldable: bool
+    direction: str | None = None  # "backward" | "forward"
+    target: Target | None = None
+    rule: str | None = None  # conv | convtranspose | gemm | matmul | forward-conv | forward-gemm
+    bias_add: int | None = None  # index of a constant-bias Add between target and BN
+    affine: bnmath.Affine | None = field(default=None, repr=False, compare=False)
+    reason: str | None = None
+    detail: str | None = None
+    overflow_channels: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    decisions: tuple[FoldDecision, ...]
+
+    @property
+    def folds(self) -> list[FoldDecision]:
+        return [d for d in self.decisions if d.foldable]
+
+    @property
+    def left(self) -> list[FoldDecision]:
+        return [d for d in self.decisions if not d.foldable]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    fold_overridable: bool = False
+    forward: bool = True
+
+
+class _Refusal(Exception):
+    def __init__(self, reason: str, detail: str, channels: tuple[int, ...] = ()):
+        super().__init__(detail)
+        self.reason, self.detail, self.channels = reason, detail, channels
+
+
+def batchnorm_sites(index: GraphIndex) -> list[BatchNormSite]:
+    sites = []
+    for scope, i, node in index.iter_nodes("BatchNormalization"):
+        ins = list(node.input) + [""] * (5 - len(node.input))
+        opset = scope.opset
+        training = bool(get_attr(node, "training_mode", 0))
+        if opset is not None and opset < 7 and not get_attr(node, "is_test", 0):
+            # BN-1/6: is_test=0 with running-stat outputs means training.
+            training = training or sum(1 for o in node.output if o) > 1
+        spatial = get_attr(node, "spatial", None)
+        sites.append(
+            BatchNormSite(
+                scope=scope, index=i, node=node, name=node_label(node, i), graph=scope.path,
+                x=ins[0], scale=ins[1], bias=ins[2], mean=ins[3], var=ins[4], y=node.output[0],
+                epsilon=float(get_attr(node, "epsilon", 1e-5)),
+                momentum=float(get_attr(node, "momentum", 0.9)),
+                training_mode=training, spatial=None if spatial is None else int(spatial),
+                opset=opset,
+            )
+        )
+    return sites
+
+
+class Planner:
+    def __init__(self, index: GraphIndex, options: PlanOptions | None = None):
+        self.index = index
+        self.consts = ConstantResolver(index)
+        self.options = options or PlanOptions()
+        # BN node (scope id, index) -> the decision that folded it backward, for chains
+        self._folded_backward: dict[tuple[int, int], FoldDecision] = {}
+        # target (scope id, index) -> decisions folded into it so far, in order
+        self._target_folds: dict[tuple[int, int], list[FoldDecision]] = {}
+
+    # -- entry point ------------------------------------------------------------------------
+    def plan(self) -> FoldPlan:
+        decisions = [self._decide(site) for site in batchnorm_sites(self.index)]
+        return FoldPlan(tuple(decisions))
+
+    def stats_affine(self, site: BatchNormSite) -> bnmath.Affine:
+        v = {k: self.consts.value(site.scope, n) for k, n in site.param_names.items()}
+        return bnmath.bn_affine(v["scale"], v["bias"], v["mean"], v["var"], site.epsilon)
+
+    # -- one BN ------------------------------------------------------------------------------
+    def _decide(self, site: BatchNormSite) -> FoldDecision:
+        try:
+            affine = self._check_batchnorm(site)
+        except _Refusal as r:
+            return FoldDecision(site, False, reason=r.reason, detail=r.detail)
+        try:
+            decision = self._backward(site, affine)
+        except _Refusal as back:
+            if back.reason not in _NEIGHBOUR_REASONS or not self.options.forward:
+                return FoldDecision(site, False, reason=back.reason, detail=back.detail,
+                                    overflow_channels=back.channels)
+            try:
+                decision = self._forward(site, affine)
+            except _Refusal as fwd:
+                # Report the backward reason unless forward got further (found a target).
+                primary = fwd if fwd.reason == "fold-overflow" and back.reason != "fold-overflow" else back
+                other = fwd if primary is back else back
+                return FoldDecision(
+                    site, False, reason=primary.reason,
+                    detail=f"{primary.detail} Forward: {other.detail}" if other.detail else primary.detail,
+                    overflow_channels=primary.channels,
+                )
+        key = (id(decision.target.scope), decision.target.index)
+        self._target_folds.setdefault(key, []).append(decision)
+        if decision.direction == "backward":
+            self._folded_backward[(id(site.scope), site.index)] = decision
+        return decision
+
+    def _check_batchnorm(self, site: BatchNormSite) -> bnmath.Affine:
+        if site.training_mode:
+            raise _Refusal("training-mode", "training_mode=1: BN uses batch statistics at inference; "
+                           "folding its running statistics would change the output.")
+        if site.spatial == 0:
+            raise _Refusal("spatial-mode", "spatial=0: statistics are per activation, not per channel.")
+        if any(o for o in site.node.output[1:]):
+            raise _Refusal("extra-outputs", "the optional running-statistics outputs are used.")
+        for role, name in site.param_names.items():
+            info = self.consts.info(site.scope, name)
+            if info.source == "missing" or not name:
+                raise _Refusal("stats-not-constant", f"{role} input is missing.")
+            if not info.constant:
+                raise _Refusal("stats-not-constant", f"{role} {_describe_nonconst(info)}.")
+            if info.overridable and not self.options.fold_overridable:
+                raise _Refusal("stats-overridable", f"{role} {name!r} is an initializer that is "
+                               "also a graph input, so callers may override it; pass "
+                               "--fold-overridable to bake it in.")
+        try:
+            affine = self.stats_affine(site)
+        except ValueError as exc:
+            raise _Refusal("stats-not-constant", f"statistics cannot be evaluated: {exc}.") from exc
+        v = {k: self.consts.value(site.scope, n) for k, n in site.param_names.items()}
+        bad = sorted(set().union(*(np.flatnonzero(~np.isfinite(np.asarray(a, np.float64).reshape(-1)))
+                                   for a in v.values())))
+        if bad:
+            raise _Refusal("non-finite", f"NaN or Inf in the statistics of channels {_cap(bad)}.")
+        var = np.asarray(v["var"], np.float64).reshape(-1)
+        neg = np.flatnonzero(var + site.epsilon <= 0)
+        if neg.size:
+            raise _Refusal("variance-negative", f"var + epsilon <= 0 for channels {_cap(neg)}.")
+        return affine
+
+    # -- backward ----------------------------------------------------------------------------
+    def _backward(self, site: BatchNormSite, affine: bnmath.Affine) -> FoldDecision:
+        scope = site.scope
+        x = site.x
+        p_idx = scope.producers.get(x)
+        if p_idx is None:
+            where = "a graph input" if x in scope.input_set else "a value from an enclosing scope" \
+                if not scope.defines(x) else "an initializer"
+            raise _Refusal("no-producer", f"its input {x!r} is {where}.")
+        producer = scope.nodes[p_idx]
+        chained = self._folded_backward.get((id(scope), p_idx))
+        self._check_single_use(scope, x, producer)
+        if chained is not None:  # Conv→BN→BN: fold into the first BN's target
+            prior = chained
+            composed = self._composed_backward(prior.target, affine)
+            self._check_backward_overflow(prior.target, prior.rule, composed, prior.bias_add)
+            return FoldDecision(site, True, "backward", prior.target, prior.rule, prior.bias_add, affine)
+        bias_add = None
+        if producer.op_type == "Add" and producer.domain in ("", "ai.onnx"):
+            producer, p_idx, bias_add = self._through_bias_add(scope, producer, p_idx, site)
+        if producer.op_type not in BACKWARD_OPS or producer.domain not in ("", "ai.onnx"):
+            raise _Refusal("unsupported-producer",
+                           f"its producer is {producer.op_type} {node_label(producer, p_idx)!r}, "
+                           "which has no weights to absorb the BN.")
+        target = Target(scope, p_idx, producer)
+        rule = producer.op_type.lower()
+        self._check_target_weights(target, rule)
+        self._check_axis(site, target, rule, affine.k.size)
+        if bias_add is not None:
+            self._check_bias_add(site, target, rule, scope.nodes[bias_add], affine.k.size)
+        composed = self._composed_backward(target, affine)
+        self._check_backward_overflow(target, rule, composed, bias_add)
+        return FoldDecision(site, True, "backward", target, rule, bias_add, affine)
+
+    def _check_single_use(self, scope: Scope, name: str, producer: onnx.NodeProto) -> None:
+        if name in scope.output_set:
+            raise _Refusal("producer-graph-output", f"{name!r}, the output of {producer.op_type} "
+                           f"{producer.name or ''}, is also a graph output.".replace("  ", " "))
+        users = scope.consumers.get(name, [])
+        if len(users) > 1:
+            others = [scope.nodes[i].op_type for i in users]
+            raise _Refusal("producer-shared", f"{name!r} is read by {len(users)} nodes "
+                           f"({', '.join(others)}); folding would change what the others see.")
+
+    def _through_bias_add(self, scope, add: onnx.NodeProto, add_idx: int, site) -> tuple:
+        """``W-op → Add(constant) → BN``: the W-op behind the Add becomes the target."""
+        for data_pos in (0, 1):
+            data, const = add.input[data_pos], add.input[1 - data_pos]
+            info = self.consts.info(scope, const)
+            inner_idx = scope.producers.get(data)
+            if info.constant and inner_idx is not None:
+                inner = scope.nodes[inner_idx]
+                if inner.op_type in BACKWARD_OPS and inner.domain in ("", "ai.onnx"):
+                    self._check_single_use(scope, data, inner)
+                    return inner, inner_idx, add_idx
+        raise _Refusal("unsupported-producer",
+                       f"its producer is Add {node_label(add, add_idx)!r} without a constant bias "
+                       "on a Conv, ConvTranspose, Gemm or MatMul output.")
+
+    def _weight_info(self, scope: Scope, name: str, role: str) -> ConstInfo:
+        info = self.consts.info(scope, name)
+        if info.quantized:
+            raise _Refusal("quantized-weight", f"{role} {name!r} is dequantized at run time.")
+        if not info.constant:
+            raise _Refusal("weight-not-constant", f"{role} {_describe_nonconst(info)}.")
+        if info.overridable and not self.options.fold_overridable:
+            raise _Refusal("weight-overridable", f"{role} {name!r} is an initializer that is also "
+                           "a graph input; pass --fold-overridable to bake it in.")
+        return info
+
+    def _check_target_weights(self, target: Target, rule: str) -> None:
+        node = target.node
+        if len(node.input) < 2 or not node.input[1]:
+            raise _Refusal("weight-not-constant", f"{target.op} {target.name!r} has no weight input.")
+        w = self._weight_info(target.scope, node.input[1], "weight")
+        bias_pos = 2 if rule in ("conv", "convtranspose", "gemm") else None
+        if bias_pos is not None and len(node.input) > bias_pos and node.input[bias_pos]:
+            self._weight_info(target.scope, node.input[bias_pos], "bias")
+        if self._dtype_of(target.scope, node.input[1], w) is None:
+            raise _Refusal("unsupported-dtype", f"weight {node.input[1]!r} of {target.op} "
+                           f"{target.name!r} is not float16, bfloat16, float32 or float64.")
+
+    def _dtype_of(self, scope, name, info: ConstInfo | None = None) -> np.dtype | None:
+        info = info or self.consts.info(scope, name)
+        elem = info.elem_type
+        if elem is None:
+            try:
+                return FLOAT_TYPES.get(_np_to_onnx(self.consts.value(scope, name).dtype))
+            except ValueError:
+                return None
+        return FLOAT_TYPES.get(elem)
+
+    def _weight_shape(self, scope: Scope, name: str) -> tuple[int, ...]:
+        info = self.consts.info(scope, name)
+        if info.shape is not None:
+            return info.shape
+        return tuple(self.consts.value(scope, name).shape)
+
+    def _check_axis(self, site: BatchNormSite, target: Target, rule: str, channels: int) -> None:
+        node, scope = target.node, target.scope
+        shape = self._weight_shape(scope, node.input[1])
+        group = int(get_attr(node, "group", 1))
+        if rule == "conv":
+            out = shape[0] if len(shape) >= 3 else None
+        elif rule == "convtranspose":
+            out = shape[1] * group if len(shape) >= 3 else None
+        elif rule == "gemm":
+            if len(shape) != 2:
+                out = None
+            else:
+                out = shape[0] if get_attr(node, "transB", 0) else shape[1]
+        else:  # matmul: BN's axis 1 must be the last axis of a rank-2 output
+            rank_a = self.index.rank(scope, node.input[0])
+            rank_x = self.index.rank(scope, site.x)
+            rank = rank_x if rank_x is not None else (rank_a if rank_a is not None and len(shape) == 2 else None)
+            if len(shape) != 2:
+                raise _Refusal("axis-mismatch", f"MatMul weight {node.input[1]!r} has rank "
+                               f"{len(shape)}; only a 2-D weight maps BN channels to columns.")
+            if rank is None:
+                raise _Refusal("axis-mismatch", f"the rank of MatMul {target.name!r}'s output is "
+                               "unknown, so BN's axis 1 cannot be shown to be its last axis.")
+            if rank != 2:
+                raise _Refusal("axis-mismatch", f"MatMul {target.name!r} has a rank-{rank} output: "
+                               "BN normalizes axis 1, but the weight scales the last axis.")
+            out = shape[1]
+        if out != channels:
+            raise _Refusal("axis-mismatch", f"{target.op} {target.name!r} has {out} output channels "
+                           f"on the BN's axis but the BN has {channels}.")
+
+    def _check_bias_add(self, site, target: Target, rule: str, add: onnx.NodeProto, channels: int) -> None:
+        const = add.input[1] if target.node.output[0] == add.input[0] else add.input[0]
+        shape = self._weight_shape(target.scope, const)
+        self._weight_info(target.scope, const, "bias")
+        rank = 2 if rule in ("gemm", "matmul") else len(self._weight_shape(target.scope, target.node.input[1]))
+        padded = (1,) * (rank - len(shape)) + tuple(shape)
+        if len(padded) != rank or any(d != 1 for i, d in enumerate(padded) if i != 1) \
+                or padded[1] not in (1, channels):
+            raise _Refusal("axis-mismatch", f"the Add's constant {const!r} of shape {tuple(shape)} "
+                           "does not vary along the channel axis alone.")
+
+    def _composed_backward(self, target: Target, affine: bnmath.Affine) -> bnmath.Affine:
+        composed = affine
+        for prior in reversed([d for d in self._target_folds.get((id(target.scope), target.index), [])
+                               if d.direction == "backward"]):
+            composed = prior.affine.then(composed) if composed is affine else prior.affine.then(composed)
+        return composed
+
+    def _check_backward_overflow(self, target: Target, rule: str, aff: bnmath.Affine,
+                                 bias_add: int | None) -> None:
+        scope, node = target.scope, target.node
+        if self._has_forward_fold(target):
+            w64, b64 = self.simulate(target, extra=aff)
+        else:
+            w = self.consts.value(scope, node.input[1])
+            peak = _peak_per_out_channel(w, rule, int(get_attr(node, "group", 1)),
+                                         bool(get_attr(node, "transB", 0)), aff.k.size)
+            w64 = peak * np.abs(aff.k)
+            b64 = None
+        dtype = self._dtype_of(scope, node.input[1])
+        bad = np.flatnonzero(bnmath.would_overflow(np.abs(w64).reshape(aff.k.size, -1).max(axis=1)
+                                                  if w64.ndim > 1 else np.abs(w64), dtype))
+        if b64 is None:
+            b64 = self._backward_bias(target, rule, aff, bias_add)
+        bad_b = np.flatnonzero(bnmath.would_overflow(np.abs(np.broadcast_to(b64, (b64.size,))), dtype)) \
+            if b64 is not None else np.array([], int)
+        if bad.size or bad_b.size:
+            chans = tuple(int(c) for c in sorted(set(bad.tolist()) | set((bad_b % aff.k.size).tolist())))
+            raise _Refusal("fold-overflow", f"folding into {target.op} {target.name!r} would overflow "
+                           f"{dtype.name} in channels {_cap(chans)} (largest folded |value| "
+                           f"{_largest(w64, b64):.3g} > {bnmath.dtype_max(dtype):.3g}).", chans)
+
+    def _backward_bias(self, target, rule, aff, bias_add) -> np.ndarray:
+        scope, node = target.scope, target.node
+        if bias_add is not None:
+            add = scope.nodes[bias_add]
+            const = add.input[1] if node.output[0] == add.input[0] else add.input[0]
+            b = np.asarray(self.consts.value(scope, const), np.float64).reshape(-1)
+            if rule != "gemm" and len(node.input) > 2 and node.input[2]:
+                b = b + np.asarray(self.consts.value(scope, node.input[2]), np.float64).reshape(-1)
+        elif len(node.input) > 2 and node.input[2] and rule != "matmul":
+            b = np.asarray(self.consts.value(scope, node.input[2]), np.float64)
+            if rule == "gemm":
+                b = b * float(get_attr(node, "beta", 1.0))
+                return aff.k * b + aff.s if b.ndim <= 1 else aff.k[None, :] * b + aff.s[None, :]
+            b = b.reshape(-1)
+        else:
+            b = np.zeros(1)
+        return aff.k * b + aff.s
+
+    def _has_forward_fold(self, target: Target) -> bool:
+        return any(d.direction == "forward" for d in self._target_folds.get((id(target.scope), target.index), []))
+
+    def simulate(self, target: Target, extra: bnmath.Affine | None = None):
+        """Full float64 weight and bias of ``target`` after its planned folds (for checks)."""
+        from .rewrite import folded_arrays
+
+        folds = list(self._target_folds.get((id(target.scope), target.index), []))
+        return folded_arrays(self.consts, target, folds, extra_backward=extra)
+
+    # -- forward -----------------------------------------------------------------------------
+    def _forward(self, site: BatchNormSite, affine: bnmath.Affine) -> FoldDecision:
+        scope = site.scope
+        if site.y in scope.output_set:
+            raise _Refusal("producer-graph-output", f"its output {site.y!r} is a graph output.")
+        users = scope.consumers.get(site.y, [])
+        if len(users) != 1:
+            raise _Refusal("unsupported-producer", f"its output feeds {len(users)} nodes, not one Conv or Gemm.")
+        c_idx = users[0]
+        consumer = scope.nodes[c_idx]
+        target = Target(scope, c_idx, consumer)
+        if consumer.domain not in ("", "ai.onnx") or consumer.op_type not in ("Conv", "Gemm") \
+                or list(consumer.input).count(site.y) != 1 or consumer.input[0] != site.y:
+            raise _Refusal("unsupported-producer", f"its consumer is {consumer.op_type} "
+                           f"{target.name!r}, not a Conv or Gemm reading it as data.")
+        if (id(scope), c_idx) in self._target_folds:
+            raise _Refusal("unsupported-producer", f"{target.op} {target.name!r} already absorbs another BN.")
+        if consumer.op_type == "Conv":
+            pads = get_attr(consumer, "pads", None) or []
+            auto_pad = get_attr(consumer, "auto_pad", b"NOTSET")
+            auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+            if any(int(p) != 0 for p in pads) or auto_pad not in ("NOTSET", "VALID"):
+                raise _Refusal("unsupported-producer", f"the following Conv {target.name!r} pads its "
+                               "input, so a forward fold would not be exact.")
+            rule = "forward-conv"
+            self._check_target_weights(target, "conv")
+            shape = self._weight_shape(scope, consumer.input[1])
+            c_in = shape[1] * int(get_attr(consumer, "group", 1))
+        else:
+            if get_attr(consumer, "transA", 0):
+                raise _Refusal("unsupported-producer", f"the following Gemm {target.name!r} transposes A.")
+            rule = "forward-gemm"
+            self._check_target_weights(target, "gemm")
+            shape = self._weight_shape(scope, consumer.input[1])
+            c_in = shape[1] if get_attr(consumer, "transB", 0) else shape[0]
+        if c_in != affine.k.size:
+            raise _Refusal("axis-mismatch", f"{target.op} {target.name!r} reads {c_in} input "
+                           f"channels but the BN has {affine.k.size}.")
+        decision = FoldDecision(site, True, "forward", target, rule, None, affine)
+        from .rewrite import folded_arrays
+
+        w64, b64 = folded_arrays(self.consts, target, [decision])
+        dtype = self._dtype_of(scope, consumer.input[1])
+        _, ok_w = bnmath.cast_checked(w64, dtype)
+        _, ok_b = bnmath.cast_checked(b64, dtype)
+        if not (ok_w and ok_b):
+            raise _Refusal("fold-overflow", f"folding forward into {target.op} {target.name!r} "
+                           f"would overflow {dtype.name}.")
+        return decision
+
+
+def _peak_per_out_channel(w: np.ndarray, rule: str, group: int, trans_b: bool, channels: int) -> np.ndarray:
+    """Largest |W| per output channel, without materialising a float64 copy of W."""
+    if rule == "conv":
+        return np.abs(w.reshape(w.shape[0], -1)).max(axis=1).astype(np.float64)
+    if rule == "convtranspose":
+        per_in_out = np.abs(w.reshape(w.shape[0], w.shape[1], -1)).max(axis=2).astype(np.float64)
+        c_in, per_group = w.shape[0], w.shape[1]
+        peak = np.zeros(channels)
+        for g in range(group):
+            rows = per_in_out[g * (c_in // group):(g + 1) * (c_in // group)]
+            peak[g * per_group:(g + 1) * per_group] = rows.max(axis=0)
+        return peak
+    if rule == "gemm" and trans_b:
+        return np.abs(w).max(axis=1).astype(np.float64)
+    return np.abs(w).max(axis=0).astype(np.float64)  # gemm (K, N) and matmul (K, N)
+
+
+def _largest(w64, b64) -> float:
+    vals = [float(np.max(np.abs(w64)))] if np.size(w64) else [0.0]
+    if b64 is not None and np.size(b64):
+        vals.append(float(np.max(np.abs(b64))))
+    return max(vals)
+
+
+def _np_to_onnx(dtype: np.dtype) -> int | None:
+    try:
+        return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _describe_nonconst(info: ConstInfo) -> str:
+    return info.detail.rstrip(".") if info.detail else f"{info.name!r} is not a constant"
+
+
+def _cap(channels, limit: int = 8) -> str:
+    channels = [int(c) for c in channels]
+    shown = ", ".join(str(c) for c in channels[:limit])
+    return shown + (f" and {len(channels) - limit} more" if len(channels) > limit else "")
+
+
+def plan_model(index: GraphIndex, options: PlanOptions | None = None) -> FoldPlan:
+    """The fold plan for every BN in ``index``."""
+    return Planner(index, options).plan()
