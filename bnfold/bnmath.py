@@ -61,11 +61,27 @@ def _along(v: np.ndarray, axis: int, ndim: int) -> np.ndarray:
     return v.reshape(shape)
 
 
+def fold_bias(b, aff: Affine) -> np.ndarray:
+    """``B' = k * B + s`` for a per-channel bias (None means zero)."""
+    if b is None:
+        return aff.s.copy()
+    return aff.k * np.asarray(b, dtype=np.float64).reshape(-1) + aff.s
+
+
+def fold_gemm_bias(c, aff: Affine, beta: float) -> np.ndarray:
+    """Gemm's ``C' = k * (beta * C) + s`` for use with ``beta = 1``; C broadcasts against (N,)."""
+    if c is None:
+        return aff.s.copy()
+    c = np.asarray(c, dtype=np.float64) * np.float64(beta)
+    if c.ndim <= 1:
+        return aff.k * c + aff.s
+    return aff.k[None, :] * c + aff.s[None, :]  # (M, N), (M, 1) or (1, N)
+
+
 def fold_into_conv(w, b, aff: Affine) -> tuple[np.ndarray, np.ndarray]:
     """Conv weight (C_out, C_in/group, k...): output channel is axis 0."""
     w = np.asarray(w, dtype=np.float64)
-    b = np.zeros(w.shape[0]) if b is None else np.asarray(b, dtype=np.float64)
-    return w * _along(aff.k, 0, w.ndim), aff.k * b + aff.s
+    return w * _along(aff.k, 0, w.ndim), fold_bias(b, aff)
 
 
 def convtranspose_out_scale(k: np.ndarray, c_in: int, group: int) -> np.ndarray:
@@ -83,9 +99,8 @@ def convtranspose_out_scale(k: np.ndarray, c_in: int, group: int) -> np.ndarray:
 def fold_into_convtranspose(w, b, aff: Affine, group: int) -> tuple[np.ndarray, np.ndarray]:
     """ConvTranspose weight (C_in, C_out/group, k...): output channel is axis 1 within a group."""
     w = np.asarray(w, dtype=np.float64)
-    b = np.zeros(aff.k.size) if b is None else np.asarray(b, dtype=np.float64)
     scale = convtranspose_out_scale(aff.k, w.shape[0], group)
-    return w * scale.reshape(scale.shape + (1,) * (w.ndim - 2)), aff.k * b + aff.s
+    return w * scale.reshape(scale.shape + (1,) * (w.ndim - 2)), fold_bias(b, aff)
 
 
 def fold_into_gemm(w, c, aff: Affine, *, trans_b: bool, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -95,22 +110,13 @@ def fold_into_gemm(w, c, aff: Affine, *, trans_b: bool, beta: float) -> tuple[np
     ``C' = k * (beta * C) + s``, broadcast to C's shape against (N,).
     """
     w = np.asarray(w, dtype=np.float64)
-    w_new = w * (aff.k[:, None] if trans_b else aff.k[None, :])
-    if c is None:
-        return w_new, aff.s.copy()
-    c = np.asarray(c, dtype=np.float64) * np.float64(beta)
-    if c.ndim <= 1:
-        c_new = aff.k * c + aff.s
-    else:  # (M, N), (M, 1) or (1, N)
-        c_new = aff.k[None, :] * c + aff.s[None, :]
-    return w_new, c_new
+    return w * (aff.k[:, None] if trans_b else aff.k[None, :]), fold_gemm_bias(c, aff, beta)
 
 
 def fold_into_matmul(w, b, aff: Affine) -> tuple[np.ndarray, np.ndarray]:
     """MatMul ``Y = X @ W (+ b)`` with W (K, N): BN's channel is Y's last axis."""
     w = np.asarray(w, dtype=np.float64)
-    b = np.zeros(aff.k.size) if b is None else np.asarray(b, dtype=np.float64).reshape(-1)
-    return w * aff.k[None, :], aff.k * b + aff.s
+    return w * aff.k[None, :], fold_bias(b, aff)
 
 
 def fold_forward_into_conv(w, b, aff: Affine, group: int) -> tuple[np.ndarray, np.ndarray]:

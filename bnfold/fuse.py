@@ -13,8 +13,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .graph import GraphIndex
-from .modelio import load_model, stage_model
-from .planner import FoldDecision, PlanOptions, Planner
+from .modelio import LoadedModel, TensorStore, load_model, stage_model
+from .planner import FoldDecision, FoldPlan, PlanOptions, Planner
 from .rewrite import RewriteOptions, rewrite_copy
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,29 @@ def _final_tensor(decisions: list[FoldDecision], d: FoldDecision) -> str:
     if backward:
         return backward[-1].site.y
     return d.target.node.output[0]
+
+
+@dataclass(frozen=True)
+class FoldedModel:
+    """The result of :func:`fold_proto`: a new model and the plan that made it."""
+
+    model: object  # onnx.ModelProto
+    plan: FoldPlan
+    decomposed: tuple[str, ...] = ()
+
+
+def fold_proto(model, *, decompose: bool = False, fold_overridable: bool = False,
+               base_dir: str | os.PathLike | None = None) -> FoldedModel:
+    """Fold the BNs of an in-memory ``onnx.ModelProto``; returns a new model (input untouched).
+
+    External tensors, if any, are read relative to ``base_dir``. No validation runs: use
+    :func:`fuse_model` for the checked, file-to-file path.
+    """
+    loaded = LoadedModel(proto=model, path=Path(base_dir or ".") / "model.onnx",
+                         store=TensorStore(Path(base_dir) if base_dir else None))
+    plan = Planner(GraphIndex(loaded), PlanOptions(fold_overridable=fold_overridable)).plan()
+    rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
+    return FoldedModel(rewritten.model, plan, rewritten.decomposed)
 
 
 def fuse_model(

@@ -252,7 +252,10 @@ def load_model(path: str | os.PathLike, *, load_weights: bool = False) -> Loaded
         raise ModelLoadError(f"{p}: not a valid ONNX model (protobuf parse failed: {exc})") from exc
     del data
     _check_sane(model, p)
-    _check_external_data(model, p.parent)
+    try:
+        _check_external_data(model, p.parent)
+    except ModelLoadError as exc:  # name the model: with several inputs the tensor alone is ambiguous
+        raise ModelLoadError(f"{p}: {exc}") from exc
     if load_weights:
         onnx.external_data_helper.load_external_data_for_model(model, str(p.parent))
     log.debug("loaded %s (ir %s)", p, model.ir_version)

@@ -407,55 +407,36 @@ class Planner:
 
     def _check_backward_overflow(self, target: Target, rule: str, aff: bnmath.Affine,
                                  bias_add: int | None) -> None:
+        """Refuse a fold whose weight or bias would not fit the weight's dtype.
+
+        The weight check needs only ``max |W|`` per output channel times ``|k|`` (casting is
+        monotone), so W is not copied to float64 unless a forward fold already changed it.
+        """
+        from .rewrite import folded_arrays
+
         scope, node = target.scope, target.node
-        if self._has_forward_fold(target):
-            w64, b64 = self.simulate(target, extra=aff)
-        else:
-            w = self.consts.value(scope, node.input[1])
-            peak = _peak_per_out_channel(w, rule, int(get_attr(node, "group", 1)),
-                                         bool(get_attr(node, "transB", 0)), aff.k.size)
-            w64 = peak * np.abs(aff.k)
-            b64 = None
         dtype = self._dtype_of(scope, node.input[1])
-        bad = np.flatnonzero(bnmath.would_overflow(np.abs(w64).reshape(aff.k.size, -1).max(axis=1)
-                                                  if w64.ndim > 1 else np.abs(w64), dtype))
-        if b64 is None:
-            b64 = self._backward_bias(target, rule, aff, bias_add)
-        bad_b = np.flatnonzero(bnmath.would_overflow(np.abs(np.broadcast_to(b64, (b64.size,))), dtype)) \
-            if b64 is not None else np.array([], int)
-        if bad.size or bad_b.size:
-            chans = tuple(int(c) for c in sorted(set(bad.tolist()) | set((bad_b % aff.k.size).tolist())))
+        group, trans_b = int(get_attr(node, "group", 1)), bool(get_attr(node, "transB", 0))
+        prior = self._target_folds.get((id(target.scope), target.index), [])
+        pending = prior + [FoldDecision(None, True, "backward", target, rule, bias_add, aff)]  # type: ignore[arg-type]
+        if self._has_forward_fold(target):
+            w64, b64 = folded_arrays(self.consts, target, pending, extra_backward=aff)
+            peak_w = _peak_per_out_channel(w64, rule, group, trans_b, aff.k.size)
+        else:
+            _, b64 = folded_arrays(self.consts, target, pending, extra_backward=aff, weight=False)
+            w = self.consts.value(scope, node.input[1])
+            peak_w = _peak_per_out_channel(w, rule, group, trans_b, aff.k.size) * np.abs(aff.k)
+        bad_w = np.flatnonzero(bnmath.would_overflow(peak_w, dtype))
+        bad_b = np.flatnonzero(bnmath.would_overflow(np.abs(b64).reshape(-1), dtype)) % aff.k.size
+        if bad_w.size or bad_b.size:
+            chans = tuple(sorted({int(c) for c in bad_w} | {int(c) for c in bad_b}))
+            largest = max(float(np.max(peak_w)), float(np.max(np.abs(b64))))
             raise _Refusal("fold-overflow", f"folding into {target.op} {target.name!r} would overflow "
                            f"{dtype.name} in channels {_cap(chans)} (largest folded |value| "
-                           f"{_largest(w64, b64):.3g} > {bnmath.dtype_max(dtype):.3g}).", chans)
-
-    def _backward_bias(self, target, rule, aff, bias_add) -> np.ndarray:
-        scope, node = target.scope, target.node
-        if bias_add is not None:
-            add = scope.nodes[bias_add]
-            const = add.input[1] if node.output[0] == add.input[0] else add.input[0]
-            b = np.asarray(self.consts.value(scope, const), np.float64).reshape(-1)
-            if rule != "gemm" and len(node.input) > 2 and node.input[2]:
-                b = b + np.asarray(self.consts.value(scope, node.input[2]), np.float64).reshape(-1)
-        elif len(node.input) > 2 and node.input[2] and rule != "matmul":
-            b = np.asarray(self.consts.value(scope, node.input[2]), np.float64)
-            if rule == "gemm":
-                b = b * float(get_attr(node, "beta", 1.0))
-                return aff.k * b + aff.s if b.ndim <= 1 else aff.k[None, :] * b + aff.s[None, :]
-            b = b.reshape(-1)
-        else:
-            b = np.zeros(1)
-        return aff.k * b + aff.s
+                           f"{largest:.3g} > {bnmath.dtype_max(dtype):.3g}).", chans)
 
     def _has_forward_fold(self, target: Target) -> bool:
         return any(d.direction == "forward" for d in self._target_folds.get((id(target.scope), target.index), []))
-
-    def simulate(self, target: Target, extra: bnmath.Affine | None = None):
-        """Full float64 weight and bias of ``target`` after its planned folds (for checks)."""
-        from .rewrite import folded_arrays
-
-        folds = list(self._target_folds.get((id(target.scope), target.index), []))
-        return folded_arrays(self.consts, target, folds, extra_backward=extra)
 
     # -- forward -----------------------------------------------------------------------------
     def _forward(self, site: BatchNormSite, affine: bnmath.Affine) -> FoldDecision:
@@ -523,13 +504,6 @@ def _peak_per_out_channel(w: np.ndarray, rule: str, group: int, trans_b: bool, c
     if rule == "gemm" and trans_b:
         return np.abs(w).max(axis=1).astype(np.float64)
     return np.abs(w).max(axis=0).astype(np.float64)  # gemm (K, N) and matmul (K, N)
-
-
-def _largest(w64, b64) -> float:
-    vals = [float(np.max(np.abs(w64)))] if np.size(w64) else [0.0]
-    if b64 is not None and np.size(b64):
-        vals.append(float(np.max(np.abs(b64))))
-    return max(vals)
 
 
 def _np_to_onnx(dtype: np.dtype) -> int | None:

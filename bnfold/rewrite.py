@@ -44,15 +44,19 @@ def _bias_add_const(target: Target, bias_add: int) -> str:
 
 
 def folded_arrays(consts: ConstantResolver, target: Target, folds: list[FoldDecision],
-                  extra_backward: bnmath.Affine | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  extra_backward: bnmath.Affine | None = None, *,
+                  weight: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Float64 (weight, bias) of ``target`` after ``folds``.
 
     The bias is in the form the rewritten node takes: Conv/ConvTranspose bias (C,), Gemm ``C``
-    for ``beta = 1``, or the MatMul's following Add constant (N,).
+    for ``beta = 1``, or the MatMul's following Add constant (N,). With ``weight=False`` only
+    the bias is computed (the weight is read only when a forward fold needs it).
     """
     scope, node = target.scope, target.node
     get = lambda name: np.asarray(consts.value(scope, name), dtype=np.float64)  # noqa: E731
-    w = get(node.input[1])
+    forward = [d for d in folds if d.direction == "forward"]
+    backward = [d for d in folds if d.direction == "backward"]
+    w = get(node.input[1]) if (weight or forward) else None
     has_bias = len(node.input) > 2 and node.input[2] and node.op_type != "MatMul"
     group = int(get_attr(node, "group", 1))
     trans_b = bool(get_attr(node, "transB", 0))
@@ -60,8 +64,6 @@ def folded_arrays(consts: ConstantResolver, target: Target, folds: list[FoldDeci
     beta = float(get_attr(node, "beta", 1.0))
     b = get(node.input[2]) if has_bias else None
 
-    forward = [d for d in folds if d.direction == "forward"]
-    backward = [d for d in folds if d.direction == "backward"]
     if forward:
         aff = forward[0].affine
         if forward[0].rule == "forward-conv":
@@ -79,22 +81,28 @@ def folded_arrays(consts: ConstantResolver, target: Target, folds: list[FoldDeci
     bias_add = backward[0].bias_add if backward else None
     if bias_add is not None:
         extra = get(_bias_add_const(target, bias_add))
-        if rule in ("conv", "convtranspose"):
-            extra = np.broadcast_to(extra.reshape(-1), (aff.k.size,))
-            b = extra if b is None else b + extra
-        elif rule == "gemm":
+        if rule == "gemm":
             c_add = extra.reshape(extra.shape[-1:]) if extra.ndim > 1 and extra.shape[0] == 1 else extra
             b = c_add if b is None else beta * b + c_add
             beta = 1.0
         else:
-            b = np.broadcast_to(extra.reshape(-1), (aff.k.size,))
-    if rule == "conv":
-        return bnmath.fold_into_conv(w, b, aff)
-    if rule == "convtranspose":
-        return bnmath.fold_into_convtranspose(w, b, aff, group)
+            extra = np.broadcast_to(extra.reshape(-1), (aff.k.size,))
+            b = extra if b is None else b + extra
     if rule == "gemm":
-        return bnmath.fold_into_gemm(w, b, aff, trans_b=trans_b, beta=beta)
-    return bnmath.fold_into_matmul(w, b, aff)
+        b_new = bnmath.fold_gemm_bias(b, aff, beta)
+    else:
+        b_new = bnmath.fold_bias(b, aff)
+    if w is None:
+        return None, b_new
+    if rule == "conv":
+        w_new, _ = bnmath.fold_into_conv(w, None, aff)
+    elif rule == "convtranspose":
+        w_new, _ = bnmath.fold_into_convtranspose(w, None, aff, group)
+    elif rule == "gemm":
+        w_new, _ = bnmath.fold_into_gemm(w, None, aff, trans_b=trans_b, beta=1.0)
+    else:
+        w_new, _ = bnmath.fold_into_matmul(w, None, aff)
+    return w_new, b_new
 
 
 def _rule_of(node: onnx.NodeProto) -> str:
@@ -145,7 +153,7 @@ def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | 
     copy = onnx.ModelProto()
     copy.CopyFrom(loaded.proto)
     copy_loaded = LoadedModel(proto=copy, path=loaded.path, store=loaded.store)
-    index = GraphIndex(copy_loaded, infer_types=False)
+    index = GraphIndex(copy_loaded, infer_types=options.decompose)
     consts = ConstantResolver(index)
     namer = _Namer(index.all_names())
     scope_by_path = {s.path: s for s in index.scopes}
@@ -172,7 +180,7 @@ def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | 
     for scope in index.scopes:
         e = edits.get(id(scope))
         if e is not None:
-            _commit(scope, e)
+            _commit(scope, e, list_as_inputs=index.ir_version < 4 and scope.is_main)
     _drop_orphans(copy, index.ir_version)
     return RewriteResult(copy, tuple(decomposed))
 
@@ -297,7 +305,8 @@ def _decompose(index: GraphIndex, consts: ConstantResolver, scope: Scope, d: Fol
     return True
 
 
-def _commit(scope: Scope, e: _ScopeEdits) -> None:
+def _commit(scope: Scope, e: _ScopeEdits, *, list_as_inputs: bool = False) -> None:
+    """Rebuild the scope's node list with the edits; IR < 4 lists initializers as inputs too."""
     new_nodes: list[onnx.NodeProto] = []
     for i, node in enumerate(scope.nodes):
         new_nodes.extend(e.before.get(i, []))
@@ -321,6 +330,9 @@ def _commit(scope: Scope, e: _ScopeEdits) -> None:
     container.node.extend(new_nodes)
     if scope.graph is not None:
         scope.graph.initializer.extend(e.new_tensors)
+        if list_as_inputs:
+            scope.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                                     for t in e.new_tensors)
         stale = [vi for vi in scope.graph.value_info if vi.name in e.gone_names]
         for vi in stale:
             scope.graph.value_info.remove(vi)
