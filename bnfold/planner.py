@@ -160,9 +160,13 @@ def batchnorm_sites(index: GraphIndex) -> list[BatchNormSite]:
         ins = list(node.input) + [""] * (5 - len(node.input))
         opset = scope.opset
         training = bool(get_attr(node, "training_mode", 0))
-        if opset is not None and opset < 7 and not get_attr(node, "is_test", 0):
-            # BN-1/6: is_test=0 with running-stat outputs means training.
-            training = training or sum(1 for o in node.output if o) > 1
+        extra_outputs = sum(1 for o in node.output[1:] if o)
+        if opset is not None and opset < 14 and extra_outputs:
+            # BN-7..13 (and 1..6 without is_test): the running-statistics outputs exist only in
+            # training mode ("output case #1" of the spec).
+            training = True
+        elif opset is not None and opset < 7 and not get_attr(node, "is_test", 0) and extra_outputs:
+            training = True
         spatial = get_attr(node, "spatial", None)
         sites.append(
             BatchNormSite(

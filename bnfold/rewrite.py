@@ -366,7 +366,10 @@ def _drop_orphans(model: onnx.ModelProto, ir_version: int) -> None:
                 container.node.remove(n)
                 changed = True
             if scope.graph is not None:
-                orphans = [t for t in scope.graph.initializer if t.name not in used_anywhere]
+                # IR >= 4: an initializer that is also a graph input is part of the model's
+                # signature; it stays even when --fold-overridable baked its value in.
+                keep = set(scope.inputs) if (ir_version >= 4 and scope.is_main) else set()
+                orphans = [t for t in scope.graph.initializer if t.name not in used_anywhere and t.name not in keep]
                 orphan_names = {t.name for t in orphans}
                 for t in orphans:
                     scope.graph.initializer.remove(t)

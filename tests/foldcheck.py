@@ -30,7 +30,9 @@ def orphan_initializers(model: onnx.ModelProto) -> list[str]:
         used.update(scope.outputs)
     from bnfold.modelio import iter_graphs
 
-    return [t.name for g in iter_graphs(model.graph) for t in g.initializer if t.name not in used]
+    signature = {i.name for i in model.graph.input} if model.ir_version >= 4 else set()
+    return [t.name for g in iter_graphs(model.graph) for t in g.initializer
+            if t.name not in used and t.name not in signature]
 
 
 def fold_and_check(model: onnx.ModelProto, *, expect_left: int = 0, dtype=np.float32,
