@@ -78,10 +78,22 @@ def fold_gemm_bias(c, aff: Affine, beta: float) -> np.ndarray:
     return aff.k[None, :] * c + aff.s[None, :]  # (M, N), (M, 1) or (1, N)
 
 
-def fold_into_conv(w, b, aff: Affine) -> tuple[np.ndarray, np.ndarray]:
-    """Conv weight (C_out, C_in/group, k...): output channel is axis 0."""
-    w = np.asarray(w, dtype=np.float64)
-    return w * _along(aff.k, 0, w.ndim), fold_bias(b, aff)
+def out_channel_scale(w_shape, op: str, k: np.ndarray, group: int = 1, trans_b: bool = False) -> np.ndarray:
+    """``k`` shaped to broadcast against a weight (or a block of its leading rows).
+
+    ``op``: ``conv`` (W is (C_out, C_in/group, k...): output channel on axis 0),
+    ``convtranspose`` (W is (C_in, C_out/group, k...): output channel on axis 1 within each
+    group), ``gemm`` (W is (K, N), or (N, K) with transB) or ``matmul`` (W is (K, N)).
+    """
+    ndim = len(w_shape)
+    if op == "conv":
+        return k.reshape((-1,) + (1,) * (ndim - 1))
+    if op == "convtranspose":
+        scale = convtranspose_out_scale(k, w_shape[0], group)
+        return scale.reshape(scale.shape + (1,) * (ndim - 2))
+    if op == "gemm" and trans_b:
+        return k[:, None]
+    return k[None, :]
 
 
 def convtranspose_out_scale(k: np.ndarray, c_in: int, group: int) -> np.ndarray:
@@ -96,11 +108,16 @@ def convtranspose_out_scale(k: np.ndarray, c_in: int, group: int) -> np.ndarray:
     return k[cols]
 
 
+def fold_into_conv(w, b, aff: Affine) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weight (C_out, C_in/group, k...): output channel is axis 0."""
+    w = np.asarray(w, dtype=np.float64)
+    return w * out_channel_scale(w.shape, "conv", aff.k), fold_bias(b, aff)
+
+
 def fold_into_convtranspose(w, b, aff: Affine, group: int) -> tuple[np.ndarray, np.ndarray]:
     """ConvTranspose weight (C_in, C_out/group, k...): output channel is axis 1 within a group."""
     w = np.asarray(w, dtype=np.float64)
-    scale = convtranspose_out_scale(aff.k, w.shape[0], group)
-    return w * scale.reshape(scale.shape + (1,) * (w.ndim - 2)), fold_bias(b, aff)
+    return w * out_channel_scale(w.shape, "convtranspose", aff.k, group), fold_bias(b, aff)
 
 
 def fold_into_gemm(w, c, aff: Affine, *, trans_b: bool, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +127,13 @@ def fold_into_gemm(w, c, aff: Affine, *, trans_b: bool, beta: float) -> tuple[np
     ``C' = k * (beta * C) + s``, broadcast to C's shape against (N,).
     """
     w = np.asarray(w, dtype=np.float64)
-    return w * (aff.k[:, None] if trans_b else aff.k[None, :]), fold_gemm_bias(c, aff, beta)
+    return w * out_channel_scale(w.shape, "gemm", aff.k, trans_b=trans_b), fold_gemm_bias(c, aff, beta)
 
 
 def fold_into_matmul(w, b, aff: Affine) -> tuple[np.ndarray, np.ndarray]:
     """MatMul ``Y = X @ W (+ b)`` with W (K, N): BN's channel is Y's last axis."""
     w = np.asarray(w, dtype=np.float64)
-    return w * aff.k[None, :], fold_bias(b, aff)
+    return w * out_channel_scale(w.shape, "matmul", aff.k), fold_bias(b, aff)
 
 
 def fold_forward_into_conv(w, b, aff: Affine, group: int) -> tuple[np.ndarray, np.ndarray]:

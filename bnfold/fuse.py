@@ -123,7 +123,7 @@ def fold_proto(model, *, decompose: bool = False, fold_overridable: bool = False
                          store=TensorStore(Path(base_dir) if base_dir else None))
     plan = Planner(GraphIndex(loaded), PlanOptions(fold_overridable=fold_overridable)).plan()
     rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
-    return FoldedModel(rewritten.model, plan, rewritten.decomposed)
+    return FoldedModel(rewritten.materialize(), plan, rewritten.decomposed)
 
 
 def fuse_model(
@@ -162,7 +162,10 @@ def fuse_model(
     left = tuple(LeftRecord(d.site.name, d.site.graph, d.reason, d.detail,
                             d.site.name in rewritten.decomposed) for d in plan.left)
     notes: list[str] = []
-    staged = stage_model(rewritten.model, out, external_data=external_data, source_dir=loaded.base_dir)
+    # An input with external data gives an output with its own data file; above 2 GiB always.
+    wants_external = True if (external_data or loaded.has_external_data) else None
+    staged = stage_model(rewritten.model, out, external_data=wants_external,
+                         source_dir=loaded.base_dir, deferred=rewritten.deferred)
     del rewritten
     if len(staged.files) > 1 and not external_data:
         notes.append(f"the output passes protobuf's 2 GiB limit: tensors written to {staged.files[1]}")

@@ -26,6 +26,10 @@ from .errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 PROTOBUF_LIMIT = 2**31 - 1
+# Files at least this large are parsed lazily: initializer payloads stay in the file.
+LAZY_PARSE_MIN_BYTES = 32 << 20
+# Raw payloads at least this large are left in place when parsing lazily.
+LAZY_PAYLOAD_MIN_BYTES = 4096
 # Tensors at least this large are memory-mapped rather than copied when they live in a file.
 _MMAP_MIN_BYTES = 1 << 16
 
@@ -44,7 +48,9 @@ class LoadedModel:
 
     @property
     def has_external_data(self) -> bool:
-        return any(_is_external(t) for t in iter_all_tensors(self.proto))
+        """True when tensors live in separate data files (not lazily in the model file itself)."""
+        own = self.path.name if self.path is not None else None
+        return any(_is_external(t) and external_ref(t).location != own for t in iter_all_tensors(self.proto))
 
     @property
     def default_opset(self) -> int | None:
@@ -131,14 +137,28 @@ class TensorStore:
     callers copy (or compute a new array) before changing values.
     """
 
-    def __init__(self, base_dir: Path):
+    def __init__(self, base_dir: Path, model_path: Path | None = None):
         self.base_dir = base_dir
+        self.model_path = model_path  # named in errors
         self.bytes_read = 0
 
     def external_path(self, tensor: TensorProto) -> Path:
         return resolve_external_location(self.base_dir, external_ref(tensor).location, tensor.name)
 
     def array(self, tensor: TensorProto) -> np.ndarray:
+        """The tensor's value; a :class:`ModelLoadError` when its stored bytes do not fit its
+        type and shape (a corrupt model is bad input, not a crash)."""
+        try:
+            return self._read(tensor)
+        except (ValueError, TypeError, OSError) as exc:
+            where = f"{self.model_path}: " if self.model_path is not None else ""
+            dims = "x".join(str(d) for d in tensor.dims) or "scalar"
+            raise ModelLoadError(
+                f"{where}tensor {tensor.name!r} ({_type_name(tensor.data_type)}, shape {dims}) has "
+                f"data that cannot be read: {exc}"
+            ) from exc
+
+    def _read(self, tensor: TensorProto) -> np.ndarray:
         if not _is_external(tensor):
             arr = numpy_helper.to_array(tensor)
             self.bytes_read += arr.nbytes
@@ -166,6 +186,13 @@ class TensorStore:
             handle.seek(ref.offset)
             data = handle.read(nbytes)
         return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _type_name(data_type: int) -> str:
+    try:
+        return TensorProto.DataType.Name(data_type).lower()
+    except ValueError:
+        return f"type {data_type}"
 
 
 def tensor_np_dtype(data_type: int) -> np.dtype | None:
@@ -222,11 +249,14 @@ def _check_external_data(model: onnx.ModelProto, base_dir: Path) -> None:
             )
 
 
-def load_model(path: str | os.PathLike, *, load_weights: bool = False) -> LoadedModel:
+def load_model(path: str | os.PathLike, *, load_weights: bool = False,
+               lazy_threshold: int = LAZY_PARSE_MIN_BYTES) -> LoadedModel:
     """Parse a model file, check it is usable, and keep external data lazy.
 
-    With ``load_weights`` external tensors are read into the proto as raw data (for small models
-    that are about to be rewritten in memory). Raises :class:`ModelLoadError` with a one-line
+    Files of ``lazy_threshold`` bytes or more are parsed without their large initializer
+    payloads, which become external-data references into the model file itself (read later
+    through the store, memory-mapped). With ``load_weights`` external tensors are read into the
+    proto as raw data. Raises :class:`ModelLoadError` with a one-line
     message on any unusable input.
     """
     p = Path(path)
@@ -241,16 +271,16 @@ def load_model(path: str | os.PathLike, *, load_weights: bool = False) -> Loaded
     if size == 0:
         raise ModelLoadError(f"{p}: empty file, not an ONNX model")
     try:
-        with open(p, "rb") as handle:
-            data = handle.read()
+        if size >= lazy_threshold:
+            model = _parse_lazily(p)
+        else:
+            model = onnx.ModelProto()
+            with open(p, "rb") as handle:
+                model.ParseFromString(handle.read())
     except OSError as exc:
         raise ModelLoadError(f"{p}: cannot read ({exc.strerror})") from exc
-    model = onnx.ModelProto()
-    try:
-        model.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError) as exc:
+    except (DecodeError, RuntimeError, ValueError, _WireError) as exc:
         raise ModelLoadError(f"{p}: not a valid ONNX model (protobuf parse failed: {exc})") from exc
-    del data
     _check_sane(model, p)
     try:
         _check_external_data(model, p.parent)
@@ -259,7 +289,102 @@ def load_model(path: str | os.PathLike, *, load_weights: bool = False) -> Loaded
     if load_weights:
         onnx.external_data_helper.load_external_data_for_model(model, str(p.parent))
     log.debug("loaded %s (ir %s)", p, model.ir_version)
-    return LoadedModel(proto=model, path=p, store=TensorStore(p.parent))
+    return LoadedModel(proto=model, path=p, store=TensorStore(p.parent, model_path=p))
+
+
+class _WireError(ValueError):
+    pass
+
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(buf):
+            raise _WireError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise _WireError("varint too long")
+
+
+def _fields(buf, start: int, end: int):
+    """Yield (field number, wire type, value start, value end, field start) of one message."""
+    pos = start
+    while pos < end:
+        field_start = pos
+        key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, pos = _varint(buf, pos)
+            value_start = field_start
+        elif wire == 1:
+            value_start, pos = pos, pos + 8
+        elif wire == 2:
+            length, value_start = _varint(buf, pos)
+            pos = value_start + length
+        elif wire == 5:
+            value_start, pos = pos, pos + 4
+        else:
+            raise _WireError(f"unsupported wire type {wire}")
+        if pos > end or number == 0:
+            raise _WireError("truncated message")
+        yield number, wire, value_start, pos, field_start
+
+
+_MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = 7, 5, 9
+
+
+def _parse_lazily(path: Path) -> onnx.ModelProto:
+    """Parse ``path`` leaving large main-graph initializer payloads in the file.
+
+    Protobuf merges repeated occurrences of a message's fields, so the model is rebuilt from the
+    bytes of every field except the graph's initializers; each initializer is parsed without its
+    ``raw_data`` and given an external-data reference (location: the model file itself, with the
+    payload's offset and length) that :class:`TensorStore` memory-maps on demand.
+    """
+    import mmap
+
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        model_rest = bytearray()
+        graph_span = None
+        for number, wire, vs, ve, fs in _fields(buf, 0, len(buf)):
+            if number == _MODEL_GRAPH and wire == 2:
+                graph_span = (vs, ve)
+            else:
+                model_rest += buf[fs:ve]
+        model = onnx.ModelProto()
+        model.ParseFromString(bytes(model_rest))
+        if graph_span is None:
+            return model
+        graph_rest = bytearray()
+        tensors: list[TensorProto] = []
+        for number, wire, vs, ve, fs in _fields(buf, *graph_span):
+            if number != _GRAPH_INITIALIZER or wire != 2:
+                graph_rest += buf[fs:ve]
+                continue
+            header = bytearray()
+            payload = None
+            for t_number, t_wire, tvs, tve, tfs in _fields(buf, vs, ve):
+                if t_number == _TENSOR_RAW_DATA and t_wire == 2 and tve - tvs >= LAZY_PAYLOAD_MIN_BYTES:
+                    payload = (tvs, tve - tvs)
+                else:
+                    header += buf[tfs:tve]
+            tensor = TensorProto()
+            tensor.ParseFromString(bytes(header))
+            if payload is not None:
+                tensor.data_location = TensorProto.EXTERNAL
+                for key, value in (("location", path.name), ("offset", str(payload[0])),
+                                   ("length", str(payload[1]))):
+                    entry = tensor.external_data.add()
+                    entry.key, entry.value = key, value
+            tensors.append(tensor)
+        model.graph.ParseFromString(bytes(graph_rest))
+        model.graph.initializer.extend(tensors)
+    return model
 
 
 def _check_sane(model: onnx.ModelProto, path: Path) -> None:
@@ -311,35 +436,214 @@ class StagedOutput:
         self.discard()
 
 
-def stage_model(model: onnx.ModelProto, out: str | os.PathLike, *, external_data: bool = False,
-                source_dir: Path | None = None) -> StagedOutput:
-    """Write ``model`` into a temporary folder next to ``out``.
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
 
-    Tensors that still reference external data are read from ``source_dir``. With
-    ``external_data``, or when the model would pass protobuf's 2 GiB limit, tensor bytes go to
-    ``<out name>.data`` beside the model (never into the input's data file).
+
+def _length_field(number: int, length: int) -> bytes:
+    """Tag and length prefix of a length-delimited protobuf field."""
+    return _encode_varint(number << 3 | 2) + _encode_varint(length)
+
+
+_COPY_CHUNK = 16 << 20
+
+
+@dataclass
+class _Payload:
+    """Where one initializer's bytes come from when the model is written."""
+
+    nbytes: int
+    source: Path | None = None  # copy ``nbytes`` from this file at ``offset``
+    offset: int = 0
+    deferred: object | None = None  # a rewrite.DeferredTensor
+
+    def write_to(self, handle) -> None:
+        if self.deferred is not None:
+            written = 0
+            for chunk in self.deferred.chunks():
+                chunk = np.ascontiguousarray(chunk)
+                handle.write(chunk.tobytes() if chunk.dtype.kind == "V" else memoryview(chunk).cast("B"))
+                written += chunk.nbytes
+            if written != self.nbytes:
+                raise AssertionError(f"deferred tensor wrote {written} bytes, expected {self.nbytes}")
+            return
+        with open(self.source, "rb") as src:
+            src.seek(self.offset)
+            left = self.nbytes
+            while left:
+                block = src.read(min(left, _COPY_CHUNK))
+                if not block:
+                    raise ModelLoadError(f"{self.source}: external data ended early")
+                handle.write(block)
+                left -= len(block)
+
+
+def _payload_of(tensor: TensorProto, source_dir: Path | None, deferred: dict) -> _Payload | None:
+    if tensor.name in deferred:
+        return _Payload(deferred[tensor.name].nbytes, deferred=deferred[tensor.name])
+    if not _is_external(tensor):
+        return None
+    ref = external_ref(tensor)
+    path = resolve_external_location(source_dir, ref.location, tensor.name)
+    length = ref.length
+    if length is None:
+        dtype = tensor_np_dtype(tensor.data_type)
+        length = dtype.itemsize * int(np.prod(list(tensor.dims), dtype=np.int64))
+    return _Payload(length, source=path, offset=ref.offset)
+
+
+def _header(tensor: TensorProto) -> TensorProto:
+    header = TensorProto()
+    header.CopyFrom(tensor)
+    for name in ("raw_data", "external_data", "data_location"):
+        header.ClearField(name)
+    return header
+
+
+def _shell(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` without its main-graph initializers (they are written separately)."""
+    from .graph import light_copy
+
+    shell = light_copy(model)
+    shell.graph.ClearField("initializer")
+    return shell
+
+
+def _nested_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
+    """Every data-holding tensor except the main graph's initializers."""
+    graphs = iter_graphs(model.graph)
+    next(graphs)
+    for graph in graphs:
+        yield from graph.initializer
+    for nodes in _node_lists(model):
+        for node in nodes:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    yield attr.t
+                elif attr.type == onnx.AttributeProto.TENSORS:
+                    yield from attr.tensors
+
+
+def _inline_nested_external(model: onnx.ModelProto, source_dir: Path | None) -> None:
+    """Tensors outside the main graph's initializers that live in external files are inlined."""
+    for tensor in _nested_tensors(model):
+        if _is_external(tensor):
+            resolve_external_location(source_dir, external_ref(tensor).location, tensor.name)
+            onnx.external_data_helper.load_external_data_for_tensor(tensor, str(source_dir))
+            tensor.ClearField("data_location")
+
+
+def write_model(model: onnx.ModelProto, path: Path, *, source_dir: Path | None = None,
+                deferred: dict | None = None, external_data: bool | None = None,
+                size_threshold: int = 1024, limit: int = PROTOBUF_LIMIT) -> list[str]:
+    """Write ``model`` to ``path`` streaming every main-graph initializer's bytes.
+
+    Initializer payloads come from memory, from external files under ``source_dir`` (copied in
+    chunks), or from ``deferred`` tensors computed as they are written; the whole model is never
+    held in memory. ``external_data``: True writes payloads of ``size_threshold`` bytes or more
+    to ``<name>.data`` beside ``path``; None does so only when a single file would pass
+    ``limit`` (protobuf's 2 GiB). Returns the file names written.
+    """
+    deferred = deferred or {}
+    _inline_nested_external(model, source_dir)
+    inits = list(model.graph.initializer)
+    payloads = [_payload_of(t, source_dir, deferred) for t in inits]
+    shell = _shell(model)
+    if external_data is None:
+        total = shell.ByteSize() + sum(t.ByteSize() + (p.nbytes + 16 if p else 0) for t, p in zip(inits, payloads))
+        external_data = total > limit
+        if external_data:
+            log.warning("%s would exceed protobuf's 2 GiB limit: writing its tensors to %s.data",
+                        path.name, path.name)
+    if external_data:
+        return _write_with_external_data(shell, inits, payloads, path, size_threshold)
+    graph_fields: list[tuple[bytes, _Payload | None]] = []
+    graph_len = len(shell.graph.SerializeToString())
+    for tensor, payload in zip(inits, payloads):
+        if payload is None:
+            body = tensor.SerializeToString()
+            prefix = _length_field(5, len(body)) + body
+        else:
+            head = _header(tensor).SerializeToString() + _length_field(9, payload.nbytes)
+            prefix = _length_field(5, len(head) + payload.nbytes) + head
+        graph_fields.append((prefix, payload))
+        graph_len += len(prefix) + (payload.nbytes if payload else 0)
+    graph_shell = shell.graph.SerializeToString()
+    shell.ClearField("graph")
+    with open(path, "wb") as handle:
+        handle.write(shell.SerializeToString())
+        handle.write(_length_field(7, graph_len))
+        handle.write(graph_shell)
+        for prefix, payload in graph_fields:
+            handle.write(prefix)
+            if payload is not None:
+                payload.write_to(handle)
+    return [path.name]
+
+
+def _write_with_external_data(shell: onnx.ModelProto, inits, payloads, path: Path,
+                              size_threshold: int) -> list[str]:
+    data_name = path.name + ".data"
+    offset = 0
+    headers = []
+    with open(path.parent / data_name, "wb") as data:
+        for tensor, payload in zip(inits, payloads):
+            if payload is None and tensor.ByteSize() < size_threshold:
+                headers.append(tensor)
+                continue
+            if payload is None:  # an in-memory tensor large enough to move out
+                array = numpy_helper.to_array(tensor)
+                payload = _Payload(array.nbytes, deferred=_ArrayChunks(array))
+            header = _header(tensor)
+            align = 4096 if payload.nbytes >= (1 << 20) else 64
+            pad = (-offset) % align
+            data.write(b"\0" * pad)
+            offset += pad
+            payload.write_to(data)
+            header.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(payload.nbytes))):
+                entry = header.external_data.add()
+                entry.key, entry.value = key, value
+            offset += payload.nbytes
+            headers.append(header)
+    shell.graph.initializer.extend(headers)
+    with open(path, "wb") as handle:
+        handle.write(shell.SerializeToString())
+    return [path.name, data_name] if offset else [path.name]
+
+
+@dataclass
+class _ArrayChunks:
+    array: np.ndarray
+
+    def chunks(self):
+        yield self.array
+
+
+def stage_model(model: onnx.ModelProto, out: str | os.PathLike, *, external_data: bool | None = None,
+                source_dir: Path | None = None, deferred: dict | None = None) -> StagedOutput:
+    """Write ``model`` into a temporary folder next to ``out`` (see :func:`write_model`).
+
+    External tensors are read from ``source_dir``; the output never shares the input's data file.
     """
     out = Path(out)
     if not out.parent.is_dir():
         raise ModelLoadError(f"{out.parent}: output folder does not exist")
-    if source_dir is not None and any(_is_external(t) for t in iter_all_tensors(model)):
-        onnx.external_data_helper.load_external_data_for_model(model, str(source_dir))
-    if not external_data and model.ByteSize() > PROTOBUF_LIMIT:
-        external_data = True
-        log.warning("the output exceeds protobuf's 2 GiB limit; writing its tensors to %s.data",
-                    out.name)
     folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    staged = StagedOutput(out, folder, [out.name])
+    staged = StagedOutput(out, folder, [])
     try:
-        if external_data:
-            data_name = out.name + ".data"
-            onnx.external_data_helper.convert_model_to_external_data(
-                model, all_tensors_to_external_data=True, location=data_name, size_threshold=1024)
-            onnx.external_data_helper.write_external_data_tensors(model, str(folder))
-            if (folder / data_name).exists():
-                staged.files.append(data_name)
-        with open(staged.model_path, "wb") as handle:
-            handle.write(model.SerializeToString())
+        staged.files = write_model(model, staged.model_path, source_dir=source_dir, deferred=deferred,
+                                   external_data=external_data)
+        if (folder / (out.name + ".data")).exists() and out.name + ".data" not in staged.files:
+            (folder / (out.name + ".data")).unlink()
     except BaseException:
         staged.discard()
         raise
@@ -347,10 +651,11 @@ def stage_model(model: onnx.ModelProto, out: str | os.PathLike, *, external_data
 
 
 def save_model_atomic(model: onnx.ModelProto, out: str | os.PathLike, *,
-                      external_data: bool = False, source_dir: Path | None = None) -> list[Path]:
+                      external_data: bool | None = None, source_dir: Path | None = None,
+                      deferred: dict | None = None) -> list[Path]:
     """Write ``model`` to ``out`` atomically (staged beside it, then renamed into place).
 
-    Returns the files written. Note: tensors are converted in ``model`` when external data is
-    written; pass a copy if the caller still needs it.
+    Returns the files written.
     """
-    return stage_model(model, out, external_data=external_data, source_dir=source_dir).commit()
+    return stage_model(model, out, external_data=external_data, source_dir=source_dir,
+                       deferred=deferred).commit()

@@ -16,6 +16,7 @@ Values are cast once from float64 to the weight's dtype. The caller's model is n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from . import bnmath
+from .errors import BnfoldError
 from .graph import EVALUABLE_OPS, ConstantResolver, GraphIndex, Scope, get_attr
 from .modelio import LoadedModel
 from .planner import FLOAT_TYPES, FoldDecision, FoldPlan, Target
@@ -105,6 +107,67 @@ def folded_arrays(consts: ConstantResolver, target: Target, folds: list[FoldDeci
     return w_new, b_new
 
 
+# Elements per chunk when a folded weight is computed while it is written.
+CHUNK_ELEMENTS = 1 << 20
+
+
+class FoldOverflowError(BnfoldError):
+    """A folded tensor did not fit its dtype although the plan expected it to."""
+
+    def __init__(self, target: str, dtype: np.dtype):
+        super().__init__(f"folding into {target!r} overflows {dtype}")
+        self.target = target
+
+
+@dataclass(frozen=True)
+class DeferredTensor:
+    """A tensor computed only when written: ``chunks()`` yields its values in C order."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: Callable[[], Iterator[np.ndarray]]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def materialize(self) -> np.ndarray:
+        parts = [np.asarray(c).reshape(-1) for c in self.chunks()]
+        flat = np.concatenate(parts) if parts else np.zeros(0, self.dtype)
+        return flat.reshape(self.shape)
+
+
+def folded_weight_chunks(consts: ConstantResolver, target: Target, folds: list[FoldDecision],
+                         dtype: np.dtype) -> Iterator[np.ndarray]:
+    """The folded weight in ``dtype``, computed in float64 one block of rows at a time.
+
+    Never holds more than a block in float64; each block is cast once and checked finite.
+    """
+    if any(d.direction == "forward" for d in folds):
+        w64, _ = folded_arrays(consts, target, folds)
+        blocks = [w64]
+        scale = None
+    else:
+        node = target.node
+        w = consts.value(target.scope, node.input[1])
+        rule = next(d.rule for d in folds if d.direction == "backward")
+        scale = bnmath.out_channel_scale(w.shape, rule, _backward_affine(folds).k,
+                                         int(get_attr(node, "group", 1)), bool(get_attr(node, "transB", 0)))
+        row = max(1, int(np.prod(w.shape[1:], dtype=np.int64)))
+        step = max(1, CHUNK_ELEMENTS // row)
+        blocks = (w[i:i + step] for i in range(0, w.shape[0], step))
+    start = 0
+    for block in blocks:
+        out = np.asarray(block, dtype=np.float64)
+        if scale is not None:
+            out = out * (scale[start:start + len(out)] if scale.shape[0] > 1 else scale)
+            start += len(block)
+        cast, ok = bnmath.cast_checked(out, dtype)
+        if not ok:
+            raise FoldOverflowError(target.name, dtype)
+        yield cast
+
+
 def _rule_of(node: onnx.NodeProto) -> str:
     return node.op_type.lower()
 
@@ -118,6 +181,7 @@ class _ScopeEdits:
     before: dict[int, list[onnx.NodeProto]] = field(default_factory=dict)
     after: dict[int, list[onnx.NodeProto]] = field(default_factory=dict)
     new_tensors: list[onnx.TensorProto] = field(default_factory=list)
+    deferred: dict[str, DeferredTensor] = field(default_factory=dict)
     gone_names: set[str] = field(default_factory=set)  # tensors no longer produced
     released: set[str] = field(default_factory=set)  # tensors that lost a reader
 
@@ -143,8 +207,20 @@ class RewriteOptions:
 
 @dataclass(frozen=True)
 class RewriteResult:
+    """The rewritten model. Main-graph initializers named in ``deferred`` are headers only
+    (name, type, dims): their values are computed when written, or by :meth:`materialize`."""
+
     model: onnx.ModelProto
     decomposed: tuple[str, ...] = ()
+    deferred: dict[str, DeferredTensor] = field(default_factory=dict)
+
+    def materialize(self) -> onnx.ModelProto:
+        """Fill every deferred initializer with its values (in place) and return the model."""
+        for t in self.model.graph.initializer:
+            if t.name in self.deferred:
+                t.CopyFrom(numpy_helper.from_array(self.deferred[t.name].materialize(), t.name))
+        self.deferred.clear()
+        return self.model
 
 
 def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | None = None) -> RewriteResult:
@@ -182,7 +258,10 @@ def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | 
         if e is not None:
             _commit(scope, e, list_as_inputs=index.ir_version < 4 and scope.is_main)
     _drop_orphans(copy, index.ir_version)
-    return RewriteResult(copy, tuple(decomposed))
+    deferred = {}
+    for e in edits.values():
+        deferred.update(e.deferred)
+    return RewriteResult(copy, tuple(decomposed), deferred)
 
 
 _DECOMPOSABLE = {
@@ -201,10 +280,21 @@ def _rebind(d: FoldDecision, scope: Scope) -> FoldDecision:
     return replace(d, site=site, target=target)
 
 
-def _const(scope: Scope, e: _ScopeEdits, namer: _Namer, base: str, value: np.ndarray,
-           anchor: int) -> str:
-    """Add a constant holding ``value`` to ``scope``; returns its name."""
+def _const(scope: Scope, e: _ScopeEdits, namer: _Namer, base: str, value, anchor: int) -> str:
+    """Add a constant holding ``value`` (an array or a DeferredTensor) to ``scope``.
+
+    Main-graph constants become initializers; a deferred one is a header until written.
+    Functions get Constant nodes and subgraphs initializers, both with values computed now.
+    """
     name = namer(base)
+    if isinstance(value, DeferredTensor):
+        if scope.is_main:
+            header = onnx.TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(value.dtype))
+            header.dims.extend(value.shape)
+            e.deferred[name] = value
+            e.new_tensors.append(header)
+            return name
+        value = value.materialize()
     tensor = numpy_helper.from_array(np.ascontiguousarray(value), name)
     if scope.is_function:
         node = helper.make_node("Constant", [], [name], value=tensor)
@@ -214,21 +304,19 @@ def _const(scope: Scope, e: _ScopeEdits, namer: _Namer, base: str, value: np.nda
     return name
 
 
-def _dtype_of(consts: ConstantResolver, scope: Scope, name: str) -> np.dtype:
-    return np.asarray(consts.value(scope, name)).dtype
-
-
 def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
                   folds: list[FoldDecision], e: _ScopeEdits, namer: _Namer) -> None:
     scope, node, t = target.scope, target.node, target.index
     w_name = node.input[1]
-    dtype = _dtype_of(consts, scope, w_name)
-    w64, b64 = folded_arrays(consts, target, folds)
-    w_new, ok_w = bnmath.cast_checked(w64, dtype)
+    w = consts.value(scope, w_name)
+    dtype, w_shape = w.dtype, tuple(w.shape)
+    del w
+    _, b64 = folded_arrays(consts, target, folds, weight=False)
     b_new, ok_b = bnmath.cast_checked(b64, dtype)
-    if not (ok_w and ok_b):  # the planner checks this; keep the guarantee local too
-        raise AssertionError(f"fold into {target.name!r} overflowed {dtype} despite the plan")
-    del w64, b64
+    if not ok_b:  # the planner checks this; keep the guarantee local too
+        raise FoldOverflowError(target.name, dtype)
+    w_new = DeferredTensor(w_shape, np.dtype(dtype),
+                           lambda: folded_weight_chunks(consts, target, folds, np.dtype(dtype)))
     inputs = list(node.input)
     e.released.update(i for i in inputs[1:] if i)
     inputs[1] = _const(scope, e, namer, w_name, w_new, t)

@@ -160,9 +160,7 @@ def test_wrong_axis_is_caught(monkeypatch):
     """Scaling the wrong channels (k reversed, as a transposed-axis bug would) is caught."""
     from bnfold import bnmath
 
-    real_conv, real_ct = bnmath.fold_into_conv, bnmath.fold_into_convtranspose
-    flip = lambda aff: bnmath.Affine(aff.k[::-1].copy(), aff.s)  # noqa: E731
-    monkeypatch.setattr(bnmath, "fold_into_conv", lambda w, b, aff: real_conv(w, b, flip(aff)))
-    monkeypatch.setattr(bnmath, "fold_into_convtranspose",
-                        lambda w, b, aff, g: real_ct(w, b, flip(aff), g))
+    real = bnmath.out_channel_scale
+    monkeypatch.setattr(bnmath, "out_channel_scale",
+                        lambda shape, op, k, *a, **kw: real(shape, op, k[::-1].copy(), *a, **kw))
     _assert_some_case_fails()
