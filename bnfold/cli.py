@@ -123,14 +123,16 @@ def _parse_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
 
 @app.command()
 def fuse(
-    model: Annotated[Path, typer.Argument(help="The ONNX model to fold.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (default: <stem>.folded.onnx).")] = None,
+    models: Annotated[list[Path], typer.Argument(help="ONNX models to fold.", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file for a single model (default: <stem>.folded.onnx).")] = None,
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-O", help="Folder for the outputs (several models).")] = None,
     in_place: Annotated[bool, typer.Option(help="Overwrite the input model.")] = False,
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Check the folded model against the original before writing it.")] = True,
     decompose: Annotated[bool, typer.Option(help="Rewrite each BN that cannot be folded into Mul+Add.")] = False,
     fold_overridable: Annotated[bool, typer.Option(help="Bake in initializers that are also graph inputs.")] = False,
     external_data: Annotated[bool, typer.Option(help="Write tensors to <output>.data (automatic above 2 GiB).")] = False,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.table,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for several models.")] = 1,
     provider: Annotated[Provider, typer.Option(help="Validation provider.")] = Provider.auto,
     reference_provider: Annotated[Optional[Provider], typer.Option(help="Provider for the original model.")] = None,
     shape: Annotated[Optional[list[str]], typer.Option(help="Input shape, name=1x3x224x224 (repeatable).")] = None,
@@ -139,28 +141,59 @@ def fuse(
     seed: Annotated[int, typer.Option(help="Random seed for inputs.")] = 0,
     atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance (default per dtype).")] = None,
     rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance (default per dtype).")] = None,
+    fold_atol: Annotated[Optional[float], typer.Option(help="Per-fold absolute tolerance (default per dtype).")] = None,
+    fold_rtol: Annotated[Optional[float], typer.Option(help="Per-fold tolerance relative to max|reference| (default per dtype).")] = None,
 ) -> None:
     """Fold every exactly-foldable BatchNormalization and explain every one left."""
+    from functools import partial
+
     from . import report
-    from .fuse import ValidationSettings, fuse_model
+    from .batch import run_many
+    from .fuse import ValidationSettings, default_output, fuse_model
 
     with user_errors():
+        if len(models) > 1 and output is not None:
+            raise InputError("-o/--output names one file; use -O/--output-dir for several models")
+        if output is not None and output_dir is not None:
+            raise InputError("give either -o/--output or -O/--output-dir, not both")
+        if output_dir is not None and not output_dir.is_dir():
+            raise InputError(f"{output_dir}: output folder does not exist")
+        if output_dir is not None and in_place:
+            raise InputError("--in-place and -O/--output-dir contradict each other")
+        if len({m.name for m in models}) < len(models) and output_dir is not None:
+            raise InputError("two inputs share a file name; their outputs would collide in the output folder")
         settings = ValidationSettings(
             provider=provider.value, reference_provider=reference_provider.value if reference_provider else None,
             shapes=_parse_shapes(shape), samples=samples, inputs=str(inputs) if inputs else None,
-            seed=seed, atol=atol, rtol=rtol,
+            seed=seed, atol=atol, rtol=rtol, fold_atol=fold_atol, fold_rtol=fold_rtol,
         )
-        result = fuse_model(model, output, in_place=in_place, validate=validate, validation=settings,
-                            decompose=decompose, fold_overridable=fold_overridable,
-                            external_data=external_data)
+        targets = {m: (output if output is not None else
+                       output_dir / default_output(m).name if output_dir is not None else None)
+                   for m in models}
+        work = partial(_fuse_one, targets=targets, in_place=in_place, validate=validate,
+                       settings=settings, decompose=decompose, fold_overridable=fold_overridable,
+                       external_data=external_data)
+        results = run_many(work, models, jobs=jobs,
+                           progress=stderr if (len(models) > 1 and stderr.is_terminal) else None,
+                           label="folding")
     if format is OutputFormat.json:
-        print(report.dumps(result.to_dict()))
+        doc = results[0].to_dict() if len(results) == 1 else {"schema_version": 1, "results": [r.to_dict() for r in results]}
+        print(report.dumps(doc))
     elif format is OutputFormat.markdown:
-        print(report.fuse_markdown(result))
+        print("\n".join(report.fuse_markdown(r) for r in results))
     else:
-        report.render_fuse(result, stdout)
-    if not result.ok:
+        for r in results:
+            report.render_fuse(r, stdout)
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+def _fuse_one(model: Path, *, targets, in_place, validate, settings, decompose, fold_overridable,
+              external_data):
+    from .fuse import fuse_model
+
+    return fuse_model(model, targets[model], in_place=in_place, validate=validate, validation=settings,
+                      decompose=decompose, fold_overridable=fold_overridable, external_data=external_data)
 
 
 @app.command()
@@ -175,6 +208,8 @@ def validate(
     seed: Annotated[int, typer.Option(help="Random seed for inputs.")] = 0,
     atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance (default per dtype).")] = None,
     rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance (default per dtype).")] = None,
+    fold_atol: Annotated[Optional[float], typer.Option(help="Per-fold absolute tolerance (default per dtype).")] = None,
+    fold_rtol: Annotated[Optional[float], typer.Option(help="Per-fold tolerance relative to max|reference| (default per dtype).")] = None,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.table,
 ) -> None:
     """Run both models in onnxruntime on the same inputs and compare their outputs."""
@@ -188,7 +223,7 @@ def validate(
             original, candidate, folds=probes, provider=provider.value,
             reference_provider=reference_provider.value if reference_provider else None,
             shapes=_parse_shapes(shape), samples=samples, inputs=str(inputs) if inputs else None,
-            seed=seed, atol=atol, rtol=rtol,
+            seed=seed, atol=atol, rtol=rtol, fold_atol=fold_atol, fold_rtol=fold_rtol,
         )
     if format is OutputFormat.json:
         from .report import dumps
@@ -198,6 +233,62 @@ def validate(
         print(validation_markdown(result))
     else:
         render_validation(result, stdout)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+    github = "github"
+    markdown = "markdown"
+
+
+@app.command()
+def check(
+    models: Annotated[Optional[list[str]], typer.Argument(help="ONNX files, folders (searched recursively for *.onnx) or glob patterns.", show_default=False)] = None,
+    format: Annotated[CheckFormat, typer.Option("--format", "-f", help="Report format.")] = CheckFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to this file (the terminal still gets the text report).")] = None,
+    fail_on: Annotated[Optional[FailOn], typer.Option(help="Fail on findings at or above this severity [config, else error].", show_default=False)] = None,
+    require_folded: Annotated[Optional[bool], typer.Option("--require-folded/--no-require-folded", help="Fail on every BatchNorm that could have been folded [config, else no].", show_default=False)] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Finding code (or not-folded) to ignore; repeatable or comma-separated; replaces the config's list.", show_default=False)] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Read settings from this file instead of discovering pyproject.toml / bnfold.toml.", show_default=False)] = None,
+    no_config: Annotated[bool, typer.Option("--no-config", help="Ignore configuration files.")] = False,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the effective configuration and where each value came from, then exit.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+) -> None:
+    """CI gate: audit and plan every model (nothing is written); exit 1 when the check fails."""
+    import os
+
+    from .check import check as run_check
+    from .config import resolve_config
+    from .report_check import config_text, github_report, render, render_text, summary_line, write_atomic
+
+    with user_errors():
+        if config is not None and no_config:
+            raise InputError("--config and --no-config cannot be used together")
+        codes = None if ignore is None else [c.strip() for item in ignore for c in item.split(",") if c.strip()]
+        settings = resolve_config(config, discover=not no_config).override(
+            fail_on=fail_on.value if fail_on is not None else None,
+            require_folded=require_folded, ignore=codes)
+        if show_config:
+            sys.stdout.write(config_text(settings))
+            raise typer.Exit(0)
+        if not models:
+            raise InputError("no models given (files, folders or glob patterns)")
+        in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+        result = run_check(models, config=settings, jobs=jobs,
+                           progress=stderr if stderr.is_terminal and not in_ci else None)
+        if output is not None:
+            write_atomic(output, render(result, format.value))
+    if output is not None or format is CheckFormat.text:
+        render_text(result, stdout)
+    elif format is CheckFormat.github:
+        sys.stdout.write(github_report(result))
+        print(summary_line(result))
+    else:
+        sys.stdout.write(render(result, format.value))
     if not result.passed:
         raise typer.Exit(1)
 

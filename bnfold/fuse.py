@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError
 from .graph import GraphIndex
 from .modelio import LoadedModel, TensorStore, load_model, stage_model
 from .planner import FoldDecision, FoldPlan, PlanOptions, Planner
-from .rewrite import RewriteOptions, rewrite_copy
+from .rewrite import FoldOverflowError, RewriteOptions, rewrite_copy
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -33,6 +33,8 @@ class ValidationSettings:
     seed: int = 0
     atol: float | None = None
     rtol: float | None = None
+    fold_atol: float | None = None
+    fold_rtol: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,29 @@ class FuseResult:
         }
 
 
+def fold_probes_between(original: str | os.PathLike, candidate: str | os.PathLike) -> list:
+    """Per-fold probes for two models on disk: every main-graph BN of ``original`` whose output
+    name the candidate computes with something other than a BN (a backward fold kept the name)."""
+    from .graph import node_label
+    from .validate import FoldProbe
+
+    a = load_model(original).proto.graph
+    b = load_model(candidate).proto.graph
+    producers = {}
+    for i, node in enumerate(b.node):
+        for out in node.output:
+            producers[out] = (node, i)
+    probes = []
+    for i, node in enumerate(a.node):
+        if node.op_type != "BatchNormalization" or node.output[0] not in producers:
+            continue
+        made_by, j = producers[node.output[0]]
+        if made_by.op_type != "BatchNormalization":
+            probes.append(FoldProbe(batchnorm=node_label(node, i), into=f"{made_by.op_type} {node_label(made_by, j)}",
+                                    tensor=node.output[0]))
+    return probes
+
+
 def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}.folded{path.suffix or '.onnx'}")
 
@@ -126,6 +151,13 @@ def fold_proto(model, *, decompose: bool = False, fold_overridable: bool = False
     return FoldedModel(rewritten.materialize(), plan, rewritten.decomposed)
 
 
+def _stage(rewritten, out: Path, external: bool, source_dir: Path):
+    """Write the rewritten model beside ``out``; an input with external data gives an output
+    with its own data file, and anything above 2 GiB gets one automatically."""
+    return stage_model(rewritten.model, out, external_data=True if external else None,
+                       source_dir=source_dir, deferred=rewritten.deferred)
+
+
 def fuse_model(
     input_path: str | os.PathLike,
     output_path: str | os.PathLike | None = None,
@@ -151,8 +183,20 @@ def fuse_model(
         raise InputError(f"{out}: is a directory; give a file name for the output")
     loaded = load_model(src)
     index = GraphIndex(loaded)
-    plan = Planner(index, PlanOptions(fold_overridable=fold_overridable)).plan()
+    options = PlanOptions(fold_overridable=fold_overridable)
+    plan = Planner(index, options).plan()
     rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
+    try:
+        staged = _stage(rewritten, out, external_data or loaded.has_external_data, loaded.base_dir)
+    except FoldOverflowError as exc:
+        # A weight beyond the planner's bound overflowed while written: plan again, reading
+        # every weight, so that fold is refused with its reason.
+        log.info("%s; planning again with exact overflow checks", exc)
+        plan = Planner(index, replace(options, exact_overflow=True)).plan()
+        rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
+        staged = _stage(rewritten, out, external_data or loaded.has_external_data, loaded.base_dir)
+    decomposed = rewritten.decomposed
+    del rewritten
     decisions = list(plan.decisions)
     folded = tuple(
         FoldRecord(d.site.name, d.site.graph, d.target.op, d.target.name, d.direction,
@@ -160,14 +204,9 @@ def fuse_model(
         for d in plan.folds
     )
     left = tuple(LeftRecord(d.site.name, d.site.graph, d.reason, d.detail,
-                            d.site.name in rewritten.decomposed) for d in plan.left)
+                            d.site.name in decomposed) for d in plan.left)
     notes: list[str] = []
-    # An input with external data gives an output with its own data file; above 2 GiB always.
-    wants_external = True if (external_data or loaded.has_external_data) else None
-    staged = stage_model(rewritten.model, out, external_data=wants_external,
-                         source_dir=loaded.base_dir, deferred=rewritten.deferred)
-    del rewritten
-    if len(staged.files) > 1 and not external_data:
+    if len(staged.files) > 1 and not (external_data or loaded.has_external_data):
         notes.append(f"the output passes protobuf's 2 GiB limit: tensors written to {staged.files[1]}")
     with staged:
         result_validation = None
@@ -181,7 +220,8 @@ def fuse_model(
                 src, staged.model_path, folds=probes, provider=settings.provider,
                 reference_provider=settings.reference_provider, shapes=settings.shapes,
                 samples=settings.samples, inputs=settings.inputs, seed=settings.seed,
-                atol=settings.atol, rtol=settings.rtol,
+                atol=settings.atol, rtol=settings.rtol, fold_atol=settings.fold_atol,
+                fold_rtol=settings.fold_rtol,
             )
             if not result_validation.passed:
                 log.warning("validation failed; nothing written at %s", out)

@@ -142,10 +142,20 @@ class FoldPlan:
         return [d for d in self.decisions if not d.foldable]
 
 
+# A float32/float64 weight is read for the overflow check only when the BN's gain is so large
+# that a weight below this magnitude could overflow: max|k| * WEIGHT_BOUND >= dtype max.
+WEIGHT_BOUND = 1e30
+
+
 @dataclass(frozen=True)
 class PlanOptions:
+    """``exact_overflow``: always read target weights to prove a fold fits the dtype. Otherwise
+    float32/float64 weights are read only when the gain could overflow a weight below
+    ``WEIGHT_BOUND`` (the writer still checks every folded value while writing it)."""
+
     fold_overridable: bool = False
     forward: bool = True
+    exact_overflow: bool = False
 
 
 class _Refusal(Exception):
@@ -428,8 +438,12 @@ class Planner:
             peak_w = _peak_per_out_channel(w64, rule, group, trans_b, aff.k.size)
         else:
             _, b64 = folded_arrays(self.consts, target, pending, extra_backward=aff, weight=False)
-            w = self.consts.value(scope, node.input[1])
-            peak_w = _peak_per_out_channel(w, rule, group, trans_b, aff.k.size) * np.abs(aff.k)
+            gain = np.abs(aff.k)
+            if self._needs_weight_read(dtype, gain):
+                w = self.consts.value(scope, node.input[1])
+                peak_w = _peak_per_out_channel(w, rule, group, trans_b, aff.k.size) * gain
+            else:
+                peak_w = np.zeros(aff.k.size)
         bad_w = np.flatnonzero(bnmath.would_overflow(peak_w, dtype))
         bad_b = np.flatnonzero(bnmath.would_overflow(np.abs(b64).reshape(-1), dtype)) % aff.k.size
         if bad_w.size or bad_b.size:
@@ -438,6 +452,12 @@ class Planner:
             raise _Refusal("fold-overflow", f"folding into {target.op} {target.name!r} would overflow "
                            f"{dtype.name} in channels {_cap(chans)} (largest folded |value| "
                            f"{largest:.3g} > {bnmath.dtype_max(dtype):.3g}).", chans)
+
+    def _needs_weight_read(self, dtype: np.dtype, gain: np.ndarray) -> bool:
+        if self.options.exact_overflow or dtype.itemsize < 4:
+            return True
+        with np.errstate(over="ignore"):
+            return not bool(np.all(gain * WEIGHT_BOUND < bnmath.dtype_max(dtype)))
 
     def _has_forward_fold(self, target: Target) -> bool:
         return any(d.direction == "forward" for d in self._target_folds.get((id(target.scope), target.index), []))

@@ -1,4 +1,4 @@
-"""Show a :class:`bnfold.validate.ValidationResult`: rich tables for the terminal, Markdown for files.
+"""Show a :class:`bnfold.validate.ValidationResult`: rich tables on a terminal, Markdown in files.
 
 The numbers come first (outputs, then folds worst first), then the notes, then the verdict.
 """
@@ -25,7 +25,18 @@ def render_validation(result: ValidationResult, console: Console) -> None:
     )
 
     outputs = Table(title="Outputs (candidate against original)", title_justify="left")
-    for header in ("output", "dtype", "max abs", "max rel", "mean abs", "cosine", "mismatches", "atol", "rtol", ""):
+    for header in (
+        "output",
+        "dtype",
+        "max abs",
+        "max rel",
+        "mean abs",
+        "cosine",
+        "mismatches",
+        "atol",
+        "rtol",
+        "",
+    ):
         outputs.add_column(header, justify="left" if header in ("output", "dtype", "") else "right")
     for o in result.outputs:
         outputs.add_row(
@@ -44,8 +55,22 @@ def render_validation(result: ValidationResult, console: Console) -> None:
 
     if result.folds:
         folds = Table(title="Folds, each checked alone (worst first)", title_justify="left")
-        for header in ("batchnorm", "folded into", "max abs", "max rel", "abs / max|ref|", "limit", "", "note"):
-            folds.add_column(header, justify="right" if header in ("max abs", "max rel", "abs / max|ref|", "limit") else "left")
+        for header in (
+            "batchnorm",
+            "folded into",
+            "max abs",
+            "max rel",
+            "abs / max|ref|",
+            "limit",
+            "",
+            "note",
+        ):
+            folds.add_column(
+                header,
+                justify="right"
+                if header in ("max abs", "max rel", "abs / max|ref|", "limit")
+                else "left",
+            )
         for f in result.folds[:MAX_FOLD_ROWS]:
             folds.add_row(
                 escape(f.batchnorm),
@@ -82,7 +107,8 @@ def validation_markdown(result: ValidationResult) -> str:
         "",
         "### Outputs",
         "",
-        "| output | dtype | max abs | max rel | mean abs | cosine | mismatches | atol | rtol | verdict |",
+        "| output | dtype | max abs | max rel | mean abs | cosine | mismatches | atol | rtol "
+        "| verdict |",
         "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for o in result.outputs:
@@ -109,7 +135,8 @@ def validation_markdown(result: ValidationResult) -> str:
             "",
             "### Folds, each checked alone (worst first)",
             "",
-            "| batchnorm | folded into | max abs | max rel | abs / max\\|ref\\| | limit | verdict | note |",
+            "| batchnorm | folded into | max abs | max rel | abs / max\\|ref\\| | limit "
+            "| verdict | note |",
             "|---|---|--:|--:|--:|--:|---|---|",
         ]
         for f in result.folds:
@@ -180,4 +207,3 @@ def _verdict_text(passed: bool | None) -> str:
 
 def _md(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-

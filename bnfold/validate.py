@@ -25,6 +25,7 @@ weights does not work: onnxruntime resolves the links and refuses data outside t
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import logging
@@ -81,7 +82,9 @@ FOLD_TOLERANCES: Mapping[str, tuple[float, float]] = MappingProxyType(
 )
 
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
-CUDA_PROVIDER_OPTIONS: Mapping[str, str] = MappingProxyType({"use_tf32": "0"})  # float32 means float32
+CUDA_PROVIDER_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {"use_tf32": "0"}
+)  # float32 means float32
 
 ROUNDING_NOTE = (
     "every fold passed on its own; the end-to-end difference is rounding amplified by the network"
@@ -93,6 +96,7 @@ _EXTERNAL_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
 _TINY = float(np.finfo(np.float64).tiny)
 _RANDOM_INT_HIGH = 8  # random integer inputs are drawn from [0, 8)
 _MAX_SLICE_NODES = 256
+_CHUNK = 1 << 20  # elements compared at a time
 _FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 _ORT_TYPES: Mapping[str, str] = MappingProxyType(
     {
@@ -248,24 +252,25 @@ def resolve_provider(name: str) -> tuple[list[Any], str | None]:
         raise InputError(f"unknown provider {name!r}; choose one of: {', '.join(PROVIDER_CHOICES)}")
     if key == "cpu":
         return [_CPU], None
-    available, reason = _cuda_status()
+    available, reason = cuda_status()
     if available:
         return [(_CUDA, dict(CUDA_PROVIDER_OPTIONS)), _CPU], None
     if key == "cuda":
         raise InputError(f"provider 'cuda' requested but CUDA is not available: {reason}")
-    return [_CPU], f"CUDA not available ({reason}); ran on CPU"
+    return [_CPU], f"CUDA not available, ran on CPU: {reason}"
 
 
 def provider_label(providers: Sequence[Any]) -> str:
-    """"cuda" or "cpu" for a providers list made by resolve_provider."""
+    """ "cuda" or "cpu" for a providers list made by resolve_provider."""
     first = providers[0]
     first_name = first[0] if isinstance(first, tuple) else first
     return "cuda" if first_name == _CUDA else "cpu"
 
 
 @functools.lru_cache(maxsize=1)
-def _cuda_status() -> tuple[bool, str]:
-    """Whether a CUDA session really starts here, and if not, why (one line)."""
+def cuda_status() -> tuple[bool, str]:
+    """Whether a CUDA session really starts here, and if not, why (one line). Probed once per
+    process: onnxruntime must list CUDAExecutionProvider and a tiny model must run on it."""
     if _CUDA not in ort.get_available_providers():
         return False, (
             f"onnxruntime {ort.__version__} does not list CUDAExecutionProvider "
@@ -353,13 +358,19 @@ def _shapes_compatible(a: tuple, b: tuple) -> bool:
         return True
     if len(a) != len(b):
         return False
-    return all(not (isinstance(x, int) and isinstance(y, int) and x != y) for x, y in zip(a, b))
+    return all(
+        not (isinstance(x, int) and isinstance(y, int) and x != y)
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def _merge_shapes(a: tuple, b: tuple) -> tuple:
     if not a or not b:
         return a or b
-    return tuple(x if isinstance(x, int) else (y if isinstance(y, int) else x) for x, y in zip(a, b))
+    return tuple(
+        x if isinstance(x, int) else (y if isinstance(y, int) else x)
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def _check_signatures(
@@ -390,7 +401,8 @@ def _check_signatures(
             c = cand_by_name[name]
             if o.type != c.type:
                 raise InputError(
-                    f"graph {kind} {name!r} is {o.dtype} in the original but {c.dtype} in the candidate"
+                    f"graph {kind} {name!r} is {o.dtype} in the original "
+                    f"but {c.dtype} in the candidate"
                 )
             if not _shapes_compatible(o.shape, c.shape):
                 raise InputError(
@@ -449,7 +461,7 @@ def _check_given_shape(sig: _TensorSig, dims: tuple[int, ...], source: str) -> N
             f"{source}: input {sig.name!r} has shape {_shape_text(dims)} but the model "
             f"expects rank {len(sig.shape)} {_shape_text(sig.shape)}"
         )
-    for axis, (given, model_dim) in enumerate(zip(dims, sig.shape)):
+    for axis, (given, model_dim) in enumerate(zip(dims, sig.shape, strict=True)):
         if isinstance(model_dim, int) and model_dim >= 0 and given != model_dim:
             raise InputError(
                 f"{source}: input {sig.name!r} has shape {_shape_text(dims)} but the model "
@@ -484,9 +496,13 @@ def _sample_files(path: Path, inputs: list[_TensorSig]) -> list[Path]:
         raise InputError(f"inputs not found: {path}")
     if path.is_file():
         if path.suffix.lower() != ".npz":
-            raise InputError(f"inputs file {path} is not a .npz file (or give a folder of .npz/.npy)")
+            raise InputError(
+                f"inputs file {path} is not a .npz file (or give a folder of .npz/.npy)"
+            )
         return [path]
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".npz", ".npy"))
+    files = sorted(
+        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".npz", ".npy")
+    )
     if not files:
         raise InputError(f"inputs folder {path} holds no .npz or .npy files")
     if any(p.suffix.lower() == ".npy" for p in files) and len(inputs) != 1:
@@ -497,7 +513,9 @@ def _sample_files(path: Path, inputs: list[_TensorSig]) -> list[Path]:
     return files
 
 
-def _load_sample(path: Path, inputs: list[_TensorSig], shapes: Mapping[str, Sequence[int]]) -> dict[str, np.ndarray]:
+def _load_sample(
+    path: Path, inputs: list[_TensorSig], shapes: Mapping[str, Sequence[int]]
+) -> dict[str, np.ndarray]:
     try:
         if path.suffix.lower() == ".npy":
             feed = {inputs[0].name: np.load(path, allow_pickle=False)}
@@ -569,26 +587,37 @@ class _Stats:
             self.mismatches += int(expected.size)
             return
         self.total += int(expected.size)
-        if expected.size == 0:
-            return
         if expected.dtype == object:  # strings: equality only
             self.mismatches += int(np.count_nonzero(actual != expected))
             self.strings = True
             return
-        a = np.asarray(actual).astype(np.float64).ravel()
-        b = np.asarray(expected).astype(np.float64).ravel()
-        nan_a, nan_b = np.isnan(a), np.isnan(b)
-        same = (a == b) | (nan_a & nan_b)
+        flat_actual, flat_expected = actual.reshape(-1), expected.reshape(-1)
+        for start in range(0, flat_expected.size, _CHUNK):  # bounded float64 temporaries
+            stop = start + _CHUNK
+            self._add_chunk(flat_actual[start:stop], flat_expected[start:stop], atol, rtol)
+
+    def _add_chunk(
+        self, actual: np.ndarray, expected: np.ndarray, atol: float, rtol: float
+    ) -> None:
+        a = actual.astype(np.float64)
+        b = expected.astype(np.float64)
+        if expected.dtype.kind in "biu":  # exact types: compare natively (int64 > 2**53)
+            same = actual == expected
+        else:
+            same = (a == b) | (np.isnan(a) & np.isnan(b))
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             diff = np.abs(a - b)
-            diff = np.where(same, 0.0, diff)
-            diff = np.where(np.isnan(diff), np.inf, diff)
+            diff[same] = 0.0
+            diff[np.isnan(diff)] = np.inf
             magnitude = np.abs(b)
-            finite_magnitude = np.where(np.isfinite(magnitude), magnitude, 0.0)
-            rel = np.where(same, 0.0, diff / np.maximum(magnitude, _TINY))
-            rel = np.where(np.isnan(rel), np.inf, rel)
-        allowed = atol + rtol * finite_magnitude
-        mismatch = ~same & (~np.isfinite(diff) | (diff > allowed))
+            rel = diff / np.maximum(magnitude, _TINY)
+            rel[same] = 0.0
+            rel[np.isnan(rel)] = np.inf
+            magnitude[~np.isfinite(magnitude)] = 0.0
+        if expected.dtype.kind in "biu":
+            mismatch = ~same
+        else:
+            mismatch = ~same & (~np.isfinite(diff) | (diff > atol + rtol * magnitude))
         finite = np.isfinite(a) & np.isfinite(b)
         af, bf = a[finite], b[finite]
         self.max_abs = max(self.max_abs, float(diff.max()))
@@ -659,13 +688,10 @@ class _GraphIndex:
                     self.producer[out] = index
                     if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
                         self.constant_producer[out] = index
+        self.non_constant = self.inputs | set(self.producer)
 
     def knows(self, name: str) -> bool:
         return name in self.producer or name in self.initializers or name in self.inputs
-
-    @property
-    def non_constant(self) -> set[str]:
-        return self.inputs | set(self.producer)
 
 
 def _plan_slice(probe: FoldProbe, original: _GraphIndex, candidate: _GraphIndex) -> _Slice | str:
@@ -700,7 +726,10 @@ def _plan_slice(probe: FoldProbe, original: _GraphIndex, candidate: _GraphIndex)
                 "no counterpart in the original (were tensor names kept?)"
             )
         node = candidate.graph.node[index]
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in node.attribute
+        ):
             return f"the candidate computes {t!r} with a {node.op_type} node that holds a subgraph"
         for name in node.input:
             if not name or name in seen:
@@ -722,51 +751,80 @@ def _plan_slice(probe: FoldProbe, original: _GraphIndex, candidate: _GraphIndex)
     return _Slice(probe, tuple(sorted(nodes)), tuple(frontier), tuple(initializers))
 
 
-def _build_probe_model(
-    candidate: onnx.ModelProto,
-    slices: Sequence[tuple[int, _Slice]],
-    dtypes: Mapping[str, np.dtype],
-) -> onnx.ModelProto:
-    """One model holding every slice; slice ``i``'s tensors are renamed with prefix ``p{i}/``
-    so slices never clash (one slice's frontier may be another's output). Initializers keep
-    their names (and their external-data references)."""
-    graph = candidate.graph
-    constants = {t.name for t in graph.initializer} | {s.values.name for s in graph.sparse_initializer}
-    nodes: list[onnx.NodeProto] = []
-    inputs: list[onnx.ValueInfoProto] = []
-    outputs: list[onnx.ValueInfoProto] = []
-    needed: set[str] = set()
-    for key, slice_ in slices:
-        prefix = _probe_prefix(key)
+class _ProbeKit:
+    """The parts of the candidate that the probe models need, cut out so that the candidate's
+    proto can be dropped: each slice's nodes, renamed with the prefix ``p{key}/`` so slices never
+    clash (one slice's frontier may be another's output), and the constants they read, which
+    keep their names and their external-data references."""
 
-        def rename(name: str) -> str:
-            return name if (not name or name in constants) else prefix + name
+    def __init__(self, candidate: onnx.ModelProto, slices: Sequence[tuple[int, _Slice]]) -> None:
+        graph = candidate.graph
+        self.ir_version = candidate.ir_version
+        self.opset_import = [_copy(o) for o in candidate.opset_import]
+        self.functions = [_copy(f) for f in candidate.functions]
+        constants = {t.name for t in graph.initializer} | {
+            s.values.name for s in graph.sparse_initializer
+        }
+        needed = {name for _, slice_ in slices for name in slice_.initializers}
+        # Copies, so that nothing here keeps the candidate's proto alive.
+        self.initializers = {t.name: _copy(t) for t in graph.initializer if t.name in needed}
+        self.sparse_initializers = {
+            s.values.name: _copy(s) for s in graph.sparse_initializer if s.values.name in needed
+        }
+        self.slices = dict(slices)
+        self.nodes: dict[int, list[onnx.NodeProto]] = {}
+        for key, slice_ in slices:
+            prefix = _probe_prefix(key)
+            renamed = []
+            for index in slice_.nodes:
+                node = onnx.NodeProto()
+                node.CopyFrom(graph.node[index])
+                node.name = prefix + node.name if node.name else ""
+                node.input[:] = [n if (not n or n in constants) else prefix + n for n in node.input]
+                node.output[:] = [
+                    n if (not n or n in constants) else prefix + n for n in node.output
+                ]
+                renamed.append(node)
+            self.nodes[key] = renamed
 
-        for name in slice_.frontier:
-            inputs.append(_typed_value_info(prefix + name, dtypes[name]))
-        outputs.append(_typed_value_info(prefix + slice_.probe.tensor, dtypes[slice_.probe.tensor]))
-        needed.update(slice_.initializers)
-        for index in slice_.nodes:
-            node = onnx.NodeProto()
-            node.CopyFrom(graph.node[index])
-            node.name = prefix + node.name if node.name else ""
-            node.input[:] = [rename(n) for n in node.input]
-            node.output[:] = [rename(n) for n in node.output]
-            nodes.append(node)
-    probe_graph = helper.make_graph(
-        nodes,
-        "bnfold_fold_probe",
-        inputs,
-        outputs,
-        initializer=[t for t in graph.initializer if t.name in needed],
-        sparse_initializer=[s for s in graph.sparse_initializer if s.values.name in needed],
-    )
-    model = onnx.ModelProto()
-    model.ir_version = candidate.ir_version
-    model.opset_import.extend(candidate.opset_import)
-    model.functions.extend(candidate.functions)
-    model.graph.CopyFrom(probe_graph)
-    return model
+    def model(self, keys: Sequence[int], dtypes: Mapping[str, np.dtype]) -> onnx.ModelProto:
+        """A model computing the slices ``keys``; graph inputs and outputs are typed from
+        ``dtypes`` (the original's values) and carry no shape."""
+        nodes: list[onnx.NodeProto] = []
+        inputs: list[onnx.ValueInfoProto] = []
+        outputs: list[onnx.ValueInfoProto] = []
+        needed: set[str] = set()
+        for key in keys:
+            slice_ = self.slices[key]
+            prefix = _probe_prefix(key)
+            inputs += [_typed_value_info(prefix + name, dtypes[name]) for name in slice_.frontier]
+            outputs.append(
+                _typed_value_info(prefix + slice_.probe.tensor, dtypes[slice_.probe.tensor])
+            )
+            nodes += self.nodes[key]
+            needed.update(slice_.initializers)
+        graph = helper.make_graph(
+            nodes,
+            "bnfold_fold_probe",
+            inputs,
+            outputs,
+            initializer=[t for name, t in self.initializers.items() if name in needed],
+            sparse_initializer=[
+                t for name, t in self.sparse_initializers.items() if name in needed
+            ],
+        )
+        model = onnx.ModelProto()
+        model.ir_version = self.ir_version
+        model.opset_import.extend(self.opset_import)
+        model.functions.extend(self.functions)
+        model.graph.CopyFrom(graph)
+        return model
+
+
+def _copy(message: Any) -> Any:
+    duplicate = type(message)()
+    duplicate.CopyFrom(message)
+    return duplicate
 
 
 def _probe_prefix(key: int) -> str:
@@ -806,7 +864,9 @@ def _session_options(external_folder: Path | None = None) -> ort.SessionOptions:
     return options
 
 
-def _open_session(source: Path | bytes, providers: list[Any], role: str, folder: Path | None = None) -> ort.InferenceSession:
+def _open_session(
+    source: Path | bytes, providers: list[Any], role: str, folder: Path | None = None
+) -> ort.InferenceSession:
     """A session on a model file, or on model bytes whose external data lie in ``folder``."""
     try:
         model = str(source) if isinstance(source, Path) else source
@@ -824,11 +884,57 @@ def _open_session(source: Path | bytes, providers: list[Any], role: str, folder:
     return session
 
 
-def _run(session: ort.InferenceSession, names: list[str] | None, feed: Mapping[str, np.ndarray], role: str, label: str) -> list[np.ndarray]:
-    try:
+def _session_run(
+    session: ort.InferenceSession, names: list[str], feed: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    """session.run, except that bfloat16 goes through OrtValues: onnxruntime's Python layer
+    cannot turn an ml_dtypes.bfloat16 array into a tensor, or a bfloat16 tensor into numpy."""
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    uses_bf16 = any(np.asarray(v).dtype == bf16 for v in feed.values()) or any(
+        o.type == "tensor(bfloat16)" for o in session.get_outputs() if o.name in names
+    )
+    if not uses_bf16:
         return session.run(names, dict(feed))
+    binding = session.io_binding()
+    for name, value in feed.items():
+        array = np.ascontiguousarray(value)
+        if array.dtype == bf16:
+            ort_value = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
+                array.view(np.uint16), onnx_element_type=onnx.TensorProto.BFLOAT16
+            )
+        else:
+            ort_value = ort.OrtValue.ortvalue_from_numpy(array)
+        binding.bind_ortvalue_input(name, ort_value)
+    for name in names:
+        binding.bind_output(name, "cpu")
+    session.run_with_iobinding(binding)
+    return [_ort_value_to_numpy(value) for value in binding.get_outputs()]
+
+
+def _ort_value_to_numpy(value: ort.OrtValue) -> np.ndarray:
+    if value.data_type() != "tensor(bfloat16)":
+        return value.numpy()
+    shape = tuple(value.shape())
+    count = math.prod(shape)
+    if count == 0:
+        return np.empty(shape, ml_dtypes.bfloat16)
+    raw = (ctypes.c_uint16 * count).from_address(value.data_ptr())  # bound to CPU above
+    return np.frombuffer(raw, np.uint16).copy().view(ml_dtypes.bfloat16).reshape(shape)
+
+
+def _run(
+    session: ort.InferenceSession,
+    names: list[str] | None,
+    feed: Mapping[str, np.ndarray],
+    role: str,
+    label: str,
+) -> list[np.ndarray]:
+    try:
+        return _session_run(session, names, feed)
     except Exception as exc:  # onnxruntime raises several unrelated exception types
-        raise InputError(f"onnxruntime failed running the {role} on {label}: {_one_line(exc)}") from exc
+        raise InputError(
+            f"onnxruntime failed running the {role} on {label}: {_one_line(exc)}"
+        ) from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -871,65 +977,58 @@ def validate_models(
     fold_rtol: float | None = None,
 ) -> ValidationResult:
     """Run both models on the same inputs and measure, per output and per fold, how far apart
-    they are. ``atol``/``rtol`` override ``OUTPUT_TOLERANCES`` for float outputs;
-    ``fold_atol``/``fold_rtol`` override ``FOLD_TOLERANCES``."""
+    they are.
+
+    ``atol``/``rtol`` override ``OUTPUT_TOLERANCES`` for float outputs (integer and bool outputs
+    stay exact); ``fold_atol``/``fold_rtol`` override ``FOLD_TOLERANCES``. With ``inputs`` (a
+    .npz file, or a folder of .npz/.npy files, one sample each) ``samples`` is not used.
+    Bad input of any kind raises InputError (ModelLoadError for unreadable models).
+    """
     original_path = _model_path(original, "original")
     candidate_path = _model_path(candidate, "candidate")
     shapes = dict(shapes or {})
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise InputError(f"samples must be a positive integer, not {samples!r}")
-    for label, value in (("atol", atol), ("rtol", rtol), ("fold_atol", fold_atol), ("fold_rtol", fold_rtol)):
-        if value is not None and not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
-            raise InputError(f"{label} must be a finite number >= 0, not {value!r}")
-    for probe in folds:
-        if not isinstance(probe, FoldProbe):
-            raise TypeError(f"folds must hold FoldProbe objects, not {type(probe).__name__}")
+    _check_arguments(samples, folds, atol=atol, rtol=rtol, fold_atol=fold_atol, fold_rtol=fold_rtol)
 
     notes: list[str] = []
     candidate_providers, note = resolve_provider(provider)
     if note:
         notes.append(note)
-    if reference_provider is None:
-        reference_providers = candidate_providers
-    else:
-        reference_providers, ref_note = resolve_provider(reference_provider)
-        if ref_note and ref_note not in notes:
-            notes.append(ref_note)
+    reference_providers = candidate_providers
+    if reference_provider is not None:
+        reference_providers, note = resolve_provider(reference_provider)
+        if note and note not in notes:
+            notes.append(note)
 
-    # Plan the per-fold slices and instrument the original.
-    fold_results: dict[int, FoldComparison] = {}
-    slices: list[tuple[int, _Slice]] = []
-    candidate_proto: onnx.ModelProto | None = None
-    added_outputs: list[str] = []
+    checker: _FoldChecker | None = None
     original_source: Path | bytes = original_path
+    added: list[str] = []  # tensors exposed as extra outputs of the original
     if folds:
         original_proto = _load_proto(original_path, "original")
-        candidate_proto = _load_proto(candidate_path, "candidate")
-        original_index = _GraphIndex(original_proto.graph)
-        candidate_index = _GraphIndex(candidate_proto.graph)
-        for key, probe in enumerate(folds):
-            planned = _plan_slice(probe, original_index, candidate_index)
-            if isinstance(planned, str):
-                fold_results[key] = _unattributed(probe, planned)
-            else:
-                slices.append((key, planned))
-        wanted = []
-        for _, slice_ in slices:
-            wanted.extend(n for n in slice_.frontier if n not in original_index.inputs)
-            wanted.append(slice_.probe.tensor)
-        added_outputs = _instrument(original_proto, wanted)
-        if added_outputs:
+        checker = _FoldChecker(
+            folds,
+            original_proto,
+            _load_proto(candidate_path, "candidate"),
+            candidate_providers,
+            candidate_path.parent,
+        )
+        added = _instrument(original_proto, checker.needed_from_original)
+        if added:
             original_source = original_proto.SerializeToString()
         del original_proto
-        logger.debug("instrumented the original with %d extra outputs", len(added_outputs))
-
     original_session = _open_session(
-        original_source, reference_providers, "original model", original_path.parent
+        original_source,
+        reference_providers,
+        f"original model {original_path}",
+        original_path.parent,
     )
     del original_source
-    candidate_session = _open_session(candidate_path, candidate_providers, "candidate model")
-    added = set(added_outputs)
-    original_outputs = [s for s in _signature(original_session.get_outputs()) if s.name not in added]
+    candidate_session = _open_session(
+        candidate_path, candidate_providers, f"candidate model {candidate_path}"
+    )
+
+    original_outputs = [
+        s for s in _signature(original_session.get_outputs()) if s.name not in added
+    ]
     model_inputs = _check_signatures(
         (_signature(original_session.get_inputs()), original_outputs),
         (_signature(candidate_session.get_inputs()), _signature(candidate_session.get_outputs())),
@@ -937,93 +1036,38 @@ def validate_models(
     _check_shape_names(shapes, model_inputs)
     for sig in original_outputs:
         if not sig.type.startswith("tensor("):
-            raise InputError(f"output {sig.name!r} is {sig.type}; bnfold compares tensor outputs only")
-
-    # The samples.
-    if inputs is not None:
-        files = _sample_files(Path(inputs), model_inputs)
-        sample_count = len(files)
-        if samples != 1:
-            notes.append(f"samples={samples} ignored: {sample_count} sample(s) read from {inputs}")
-
-        def feeds() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-            for path in files:
-                yield path.name, _load_sample(path, model_inputs, shapes)
-    else:
-        concrete, shape_notes = _concrete_shapes(model_inputs, shapes)
-        notes.extend(shape_notes)
-        sample_count = samples
-        rng = np.random.default_rng(seed)
-
-        def feeds() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-            for number in range(samples):
-                feed = {sig.name: _random_array(rng, sig, concrete[sig.name]) for sig in model_inputs}
-                yield f"random sample {number}", feed
+            raise InputError(
+                f"output {sig.name!r} is {sig.type}; bnfold compares tensor outputs only"
+            )
+    sample_count, feeds = _sample_feeds(inputs, samples, seed, model_inputs, shapes, notes)
 
     output_names = [s.name for s in original_outputs]
-    original_names = output_names + added_outputs
-    output_dtypes = {s.name: s.dtype for s in original_outputs}
+    reference_names = output_names + added
     output_stats = {name: _Stats() for name in output_names}
-    fold_stats = {key: _Stats() for key, _ in slices}
-    fold_dtypes: dict[int, str] = {}
-    probe_sessions: list[tuple[ort.InferenceSession | None, list[tuple[int, _Slice]]]] | None = None
-
-    for label, feed in feeds():
+    output_tolerances = {s.name: _output_tolerance(s.dtype, atol, rtol) for s in original_outputs}
+    for label, feed in feeds:
         logger.debug("running %s", label)
-        reference = dict(zip(original_names, _run(original_session, original_names, feed, "original model", label)))
-        actual = dict(zip(output_names, _run(candidate_session, output_names, feed, "candidate model", label)))
-        for name in output_names:
-            tol = _output_tolerance(output_dtypes[name], atol, rtol)
-            output_stats[name].add(np.asarray(actual[name]), np.asarray(reference[name]), *tol)
-        if not slices:
-            continue
-        values = {**feed, **reference}
-        if probe_sessions is None:
-            dtypes = {name: np.asarray(value).dtype for name, value in values.items()}
-            probe_sessions = _open_probe_sessions(
-                candidate_proto, slices, dtypes, candidate_providers, candidate_path.parent, fold_results
+        reference = dict(
+            zip(
+                reference_names,
+                _run(original_session, reference_names, feed, "original model", label),
+                strict=True,
             )
-        for position, (session, members) in enumerate(probe_sessions):
-            if session is None:
-                continue
-            probe_feed = {
-                _probe_prefix(key) + name: values[name] for key, slice_ in members for name in slice_.frontier
-            }
-            probe_names = [_probe_prefix(key) + slice_.probe.tensor for key, slice_ in members]
-            try:
-                results = session.run(probe_names, probe_feed)
-            except Exception as exc:  # onnxruntime raises several unrelated exception types
-                reason = f"onnxruntime failed running the fold's slice of the candidate: {_one_line(exc)}"
-                for key, slice_ in members:
-                    fold_results[key] = _unattributed(slice_.probe, reason)
-                probe_sessions[position] = (None, members)
-                continue
-            for (key, slice_), value in zip(members, results):
-                expected = np.asarray(values[slice_.probe.tensor])
-                fold_dtypes[key] = expected.dtype.name
-                fold_stats[key].add(np.asarray(value), expected, 0.0, 0.0)
-    del original_session, candidate_session, probe_sessions
+        )
+        actual = _run(candidate_session, output_names, feed, "candidate model", label)
+        for name, value in zip(output_names, actual, strict=True):
+            output_stats[name].add(
+                np.asarray(value), np.asarray(reference[name]), *output_tolerances[name]
+            )
+        if checker is not None:
+            checker.observe({**feed, **reference})
+    del original_session, candidate_session
 
     outputs = tuple(
-        _output_comparison(name, output_dtypes[name], output_stats[name], atol, rtol, notes)
-        for name in output_names
+        _output_comparison(s.name, s.dtype, output_stats[s.name], *output_tolerances[s.name], notes)
+        for s in original_outputs
     )
-    for key, slice_ in slices:
-        if key not in fold_results:
-            fold_results[key] = _fold_comparison(
-                slice_.probe, fold_stats[key], fold_dtypes[key], fold_atol, fold_rtol
-            )
-    fold_list = sorted(fold_results.values(), key=_fold_sort_key)
-    for fold in fold_list:
-        if fold.passed is None:
-            notes.append(f"fold of {fold.batchnorm!r} into {fold.into!r} not attributed: {fold.note}")
-    failed = [f for f in fold_list if f.passed is False]
-    if failed:
-        names = ", ".join(repr(f.batchnorm) for f in failed[:5]) + (" ..." if len(failed) > 5 else "")
-        notes.append(f"{len(failed)} of {len(fold_list)} fold(s) fail on their own: {names}")
-    outputs_passed = all(o.passed for o in outputs)
-    if fold_list and all(f.passed is True for f in fold_list) and not outputs_passed:
-        notes.append(ROUNDING_NOTE)
+    fold_list = checker.results(fold_atol, fold_rtol) if checker else []
     return ValidationResult(
         provider=provider_label(candidate_providers),
         reference_provider=provider_label(reference_providers),
@@ -1031,14 +1075,163 @@ def validate_models(
         samples=sample_count,
         outputs=outputs,
         folds=tuple(fold_list),
-        passed=outputs_passed and not failed,
+        passed=_verdict(outputs, fold_list, notes),
         notes=tuple(notes),
     )
 
 
+def _check_arguments(samples: int, folds: Sequence[FoldProbe], **tolerances: float | None) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise InputError(f"samples must be a positive integer, not {samples!r}")
+    for label, value in tolerances.items():
+        if value is not None and not (
+            isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)
+        ):
+            raise InputError(f"{label} must be a finite number >= 0, not {value!r}")
+    for probe in folds:
+        if not isinstance(probe, FoldProbe):
+            raise TypeError(f"folds must hold FoldProbe objects, not {type(probe).__name__}")
+
+
+def _sample_feeds(
+    inputs: str | os.PathLike[str] | None,
+    samples: int,
+    seed: int,
+    model_inputs: list[_TensorSig],
+    shapes: Mapping[str, Sequence[int]],
+    notes: list[str],
+) -> tuple[int, Iterator[tuple[str, dict[str, np.ndarray]]]]:
+    """How many samples there are, and a lazy iterator of (label, feed)."""
+    if inputs is not None:
+        files = _sample_files(Path(inputs), model_inputs)
+        if samples != 1:
+            notes.append(f"samples={samples} ignored: {len(files)} sample(s) read from {inputs}")
+        return len(files), ((path.name, _load_sample(path, model_inputs, shapes)) for path in files)
+    concrete, shape_notes = _concrete_shapes(model_inputs, shapes)
+    notes.extend(shape_notes)
+    for sig in model_inputs:  # fail before running anything
+        _random_array(np.random.default_rng(0), sig, (0,) * len(concrete[sig.name]))
+    rng = np.random.default_rng(seed)
+    return samples, (
+        (
+            f"random sample {number}",
+            {s.name: _random_array(rng, s, concrete[s.name]) for s in model_inputs},
+        )
+        for number in range(samples)
+    )
+
+
+def _verdict(
+    outputs: Sequence[OutputComparison], folds: Sequence[FoldComparison], notes: list[str]
+) -> bool:
+    """Passed unless an output is out of tolerance or an attributed fold fails; adds the notes
+    that explain the verdict."""
+    for fold in folds:
+        if fold.passed is None:
+            notes.append(
+                f"fold of {fold.batchnorm!r} into {fold.into!r} not attributed: {fold.note}"
+            )
+    failed = [f for f in folds if f.passed is False]
+    if failed:
+        names = ", ".join(repr(f.batchnorm) for f in failed[:5]) + (
+            " ..." if len(failed) > 5 else ""
+        )
+        notes.append(f"{len(failed)} of {len(folds)} fold(s) fail on their own: {names}")
+    outputs_passed = all(o.passed for o in outputs)
+    if folds and all(f.passed is True for f in folds) and not outputs_passed:
+        notes.append(ROUNDING_NOTE)
+    return outputs_passed and not failed
+
+
+class _FoldChecker:
+    """Per-fold attribution over all samples.
+
+    Plans each probe's slice of the candidate, names the tensors the original must expose
+    (``needed_from_original``), runs the probe model on each sample's original values and turns
+    the statistics into FoldComparisons.
+    """
+
+    def __init__(
+        self,
+        folds: Sequence[FoldProbe],
+        original: onnx.ModelProto,
+        candidate: onnx.ModelProto,
+        providers: list[Any],
+        candidate_folder: Path,
+    ) -> None:
+        self.providers = providers
+        self.candidate_folder = candidate_folder
+        self.results_by_key: dict[int, FoldComparison] = {}
+        self.slices: list[tuple[int, _Slice]] = []
+        original_index = _GraphIndex(original.graph)
+        candidate_index = _GraphIndex(candidate.graph)
+        for key, probe in enumerate(folds):
+            planned = _plan_slice(probe, original_index, candidate_index)
+            if isinstance(planned, str):
+                self.results_by_key[key] = _unattributed(probe, planned)
+            else:
+                self.slices.append((key, planned))
+        needed: dict[str, None] = {}  # ordered set
+        for _, slice_ in self.slices:
+            needed.update((n, None) for n in slice_.frontier if n not in original_index.inputs)
+            needed[slice_.probe.tensor] = None
+        self.needed_from_original = list(needed)
+        self.kit = _ProbeKit(candidate, self.slices) if self.slices else None
+        self.stats = {key: _Stats() for key, _ in self.slices}
+        self.dtypes: dict[int, str] = {}
+        self.sessions: list[tuple[ort.InferenceSession | None, list[tuple[int, _Slice]]]] | None = (
+            None
+        )
+
+    def observe(self, values: Mapping[str, np.ndarray]) -> None:
+        """Run every slice on one sample's original values (graph inputs and exposed tensors)."""
+        if self.kit is None:
+            return
+        if self.sessions is None:
+            dtypes = {name: np.asarray(value).dtype for name, value in values.items()}
+            self.sessions = _open_probe_sessions(
+                self.kit, dtypes, self.providers, self.candidate_folder, self.results_by_key
+            )
+        for position, (session, members) in enumerate(self.sessions):
+            if session is None:
+                continue
+            feed = {
+                _probe_prefix(key) + name: values[name]
+                for key, slice_ in members
+                for name in slice_.frontier
+            }
+            names = [_probe_prefix(key) + slice_.probe.tensor for key, slice_ in members]
+            try:
+                results = _session_run(session, names, feed)
+            except Exception as exc:  # onnxruntime raises several unrelated exception types
+                reason = (
+                    "onnxruntime failed running the fold's slice of the candidate: "
+                    + _one_line(exc)
+                )
+                for key, slice_ in members:
+                    self.results_by_key[key] = _unattributed(slice_.probe, reason)
+                self.sessions[position] = (None, members)
+                continue
+            for (key, slice_), value in zip(members, results, strict=True):
+                expected = np.asarray(values[slice_.probe.tensor])
+                self.dtypes[key] = expected.dtype.name
+                self.stats[key].add(np.asarray(value), expected, 0.0, 0.0)
+
+    def results(self, fold_atol: float | None, fold_rtol: float | None) -> list[FoldComparison]:
+        """Every probe's comparison, worst first: failed, not attributed, passed; each group by
+        decreasing max_abs / max|reference|."""
+        self.sessions = None  # release onnxruntime
+        results = dict(self.results_by_key)
+        for key, slice_ in self.slices:
+            if key not in results:
+                results[key] = _fold_comparison(
+                    slice_.probe, self.stats[key], self.dtypes[key], fold_atol, fold_rtol
+                )
+        return sorted(results.values(), key=_fold_sort_key)
+
+
 def _open_probe_sessions(
-    candidate: onnx.ModelProto,
-    slices: list[tuple[int, _Slice]],
+    kit: _ProbeKit,
     dtypes: Mapping[str, np.dtype],
     providers: list[Any],
     folder: Path,
@@ -1046,16 +1239,24 @@ def _open_probe_sessions(
 ) -> list[tuple[ort.InferenceSession | None, list[tuple[int, _Slice]]]]:
     """One session for all slices; if onnxruntime refuses it, one per slice, so a slice it
     cannot run is reported as not attributed instead of sinking the others."""
+    members = list(kit.slices.items())
     try:
-        model = _build_probe_model(candidate, slices, dtypes)
-        return [(_open_session(model.SerializeToString(), providers, "fold probe model", folder), slices)]
+        model = kit.model(list(kit.slices), dtypes)
+        return [
+            (
+                _open_session(model.SerializeToString(), providers, "fold probe model", folder),
+                members,
+            )
+        ]
     except ModelLoadError as exc:
         logger.debug("the combined fold probe model failed (%s); trying slices one by one", exc)
     sessions: list[tuple[ort.InferenceSession | None, list[tuple[int, _Slice]]]] = []
-    for key, slice_ in slices:
+    for key, slice_ in members:
         try:
-            model = _build_probe_model(candidate, [(key, slice_)], dtypes)
-            session = _open_session(model.SerializeToString(), providers, "fold's slice of the candidate", folder)
+            model = kit.model([key], dtypes)
+            session = _open_session(
+                model.SerializeToString(), providers, "fold's slice of the candidate", folder
+            )
         except ModelLoadError as exc:
             fold_results[key] = _unattributed(slice_.probe, str(exc))
             continue
@@ -1064,7 +1265,9 @@ def _open_probe_sessions(
 
 
 def _unattributed(probe: FoldProbe, reason: str) -> FoldComparison:
-    return FoldComparison(probe.batchnorm, probe.into, None, None, None, reason, tensor=probe.tensor)
+    return FoldComparison(
+        probe.batchnorm, probe.into, None, None, None, reason, tensor=probe.tensor
+    )
 
 
 def _fold_comparison(
@@ -1072,8 +1275,13 @@ def _fold_comparison(
 ) -> FoldComparison:
     if stats.shape_mismatch is not None:
         return FoldComparison(
-            probe.batchnorm, probe.into, None, None, False,
-            f"tensor {probe.tensor!r} has {stats.shape_mismatch}", tensor=probe.tensor,
+            probe.batchnorm,
+            probe.into,
+            None,
+            None,
+            False,
+            f"tensor {probe.tensor!r} has {stats.shape_mismatch}",
+            tensor=probe.tensor,
         )
     if not stats.numeric:
         return _unattributed(probe, f"tensor {probe.tensor!r} is not numeric")
@@ -1105,15 +1313,23 @@ def _fold_sort_key(fold: FoldComparison) -> tuple[int, float]:
 
 
 def _output_comparison(
-    name: str, dtype: str, stats: _Stats, atol: float | None, rtol: float | None, notes: list[str]
+    name: str, dtype: str, stats: _Stats, tol_atol: float, tol_rtol: float, notes: list[str]
 ) -> OutputComparison:
-    tol_atol, tol_rtol = _output_tolerance(dtype, atol, rtol)
     if stats.shape_mismatch is not None:
         notes.append(f"output {name!r} has {stats.shape_mismatch}")
     if not stats.numeric:
         return OutputComparison(
-            name, dtype, None, None, None, None, stats.mismatches, stats.total,
-            tol_atol, tol_rtol, stats.shape_mismatch is None and stats.mismatches == 0,
+            name,
+            dtype,
+            None,
+            None,
+            None,
+            None,
+            stats.mismatches,
+            stats.total,
+            tol_atol,
+            tol_rtol,
+            stats.shape_mismatch is None and stats.mismatches == 0,
         )
     return OutputComparison(
         name=name,
