@@ -141,6 +141,7 @@ class TensorStore:
         self.base_dir = base_dir
         self.model_path = model_path  # named in errors
         self.bytes_read = 0
+        self.reads: list[str] = []  # names of the tensors read, in order (tests and benchmarks)
 
     def external_path(self, tensor: TensorProto) -> Path:
         return resolve_external_location(self.base_dir, external_ref(tensor).location, tensor.name)
@@ -148,6 +149,7 @@ class TensorStore:
     def array(self, tensor: TensorProto) -> np.ndarray:
         """The tensor's value; a :class:`ModelLoadError` when its stored bytes do not fit its
         type and shape (a corrupt model is bad input, not a crash)."""
+        self.reads.append(tensor.name)
         try:
             return self._read(tensor)
         except (ValueError, TypeError, OSError) as exc:
@@ -250,7 +252,7 @@ def _check_external_data(model: onnx.ModelProto, base_dir: Path) -> None:
 
 
 def load_model(path: str | os.PathLike, *, load_weights: bool = False,
-               lazy_threshold: int = LAZY_PARSE_MIN_BYTES) -> LoadedModel:
+               lazy_threshold: int | None = None) -> LoadedModel:
     """Parse a model file, check it is usable, and keep external data lazy.
 
     Files of ``lazy_threshold`` bytes or more are parsed without their large initializer
@@ -270,6 +272,8 @@ def load_model(path: str | os.PathLike, *, load_weights: bool = False,
         raise ModelLoadError(f"{p}: cannot read ({exc.strerror})") from exc
     if size == 0:
         raise ModelLoadError(f"{p}: empty file, not an ONNX model")
+    if lazy_threshold is None:
+        lazy_threshold = LAZY_PARSE_MIN_BYTES
     try:
         if size >= lazy_threshold:
             model = _parse_lazily(p)
@@ -543,7 +547,7 @@ def _inline_nested_external(model: onnx.ModelProto, source_dir: Path | None) -> 
 
 def write_model(model: onnx.ModelProto, path: Path, *, source_dir: Path | None = None,
                 deferred: dict | None = None, external_data: bool | None = None,
-                size_threshold: int = 1024, limit: int = PROTOBUF_LIMIT) -> list[str]:
+                size_threshold: int = 1024, limit: int | None = None) -> list[str]:
     """Write ``model`` to ``path`` streaming every main-graph initializer's bytes.
 
     Initializer payloads come from memory, from external files under ``source_dir`` (copied in
@@ -553,6 +557,7 @@ def write_model(model: onnx.ModelProto, path: Path, *, source_dir: Path | None =
     ``limit`` (protobuf's 2 GiB). Returns the file names written.
     """
     deferred = deferred or {}
+    limit = PROTOBUF_LIMIT if limit is None else limit
     _inline_nested_external(model, source_dir)
     inits = list(model.graph.initializer)
     payloads = [_payload_of(t, source_dir, deferred) for t in inits]
