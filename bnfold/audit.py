@@ -56,7 +56,10 @@ def _list(channels) -> str:
 
 def check_statistics(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray,
                      epsilon: float) -> list[Finding]:
-    """Checks that need the values of the four parameters (float64 channel vectors)."""
+    """Checks that need the values of the four parameters (float64 channel vectors).
+
+    ``epsilon`` is used for the variance checks; see :func:`check_epsilon` for epsilon itself.
+    """
     out: list[Finding] = []
     nonfinite = sorted(set().union(*(np.flatnonzero(~np.isfinite(a)).tolist()
                                      for a in (scale, bias, mean, var))))
@@ -86,13 +89,19 @@ def check_statistics(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var:
         out.append(finding("dead-channel", f"scale (gamma) is 0 in {dead.size} channel(s) "
                            f"({_list(dead)}): each outputs the constant bias. Consider pruning "
                            "them.", dead))
-    if epsilon <= 0:
-        out.append(finding("epsilon-nonpositive", f"epsilon is {epsilon:g}: a zero variance "
-                           "divides by zero. Use a positive epsilon (1e-5 is usual)."))
     return out
 
 
+def check_epsilon(epsilon: float) -> list[Finding]:
+    """An attribute check: it applies whether or not the statistics are constant."""
+    if not epsilon > 0:  # NaN too
+        return [finding("epsilon-nonpositive", f"epsilon is {epsilon:g}: a zero variance "
+                        "divides by zero. Use a positive epsilon (1e-5 is usual).")]
+    return []
+
+
 def _max_gain(scale, var, epsilon, channels) -> float:
+    channels = channels[channels < min(scale.size, var.size)]  # malformed models: unequal lengths
     with np.errstate(divide="ignore", invalid="ignore"):
         gain = np.abs(scale[channels]) / np.sqrt(var[channels] + epsilon)
     finite = gain[np.isfinite(gain)]

@@ -163,7 +163,7 @@ def cast_checked(values: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, bool]
     """Cast float64 ``values`` to ``dtype``; the flag says every element stayed finite."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.asarray(values).astype(dtype)
-    finite = bool(np.isfinite(out.astype(np.float64)).all()) if out.size else True
+    finite = bool(np.isfinite(out).all()) if out.size else True
     return out, finite
 
 

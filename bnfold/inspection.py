@@ -229,6 +229,7 @@ def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision)
                                           "replace them at run time; bnfold folds them only with "
                                           "--fold-overridable."))
     explicit_momentum = any(a.name == "momentum" for a in site.node.attribute)
+    findings.extend(audit.check_epsilon(site.epsilon))
     findings.extend(audit.check_momentum(site.momentum, explicit_momentum))
     if decision.reason == "fold-overflow":
         findings.append(audit.finding("fold-overflow", f"{decision.detail} Keep this BN unfolded, "

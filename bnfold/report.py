@@ -62,7 +62,8 @@ def _findings_cell(bn: BatchNormReport) -> Text:
 
 def render_inspect(reports: Sequence[ModelReport], console: Console, *, details: bool = True) -> None:
     for report in reports:
-        table = Table(title=f"{report.path}  (IR {report.ir_version}, opset {report.opset})",
+        # Names and paths come from the model: pass them as Text so rich never reads them as markup.
+        table = Table(title=Text(f"{report.path}  (IR {report.ir_version}, opset {report.opset})"),
                       title_justify="left", show_lines=False)
         for col in ("BatchNorm", "graph", "C", "eps", "mom", "placement", "var min..max",
                     "fold", "findings"):
@@ -70,12 +71,12 @@ def render_inspect(reports: Sequence[ModelReport], console: Console, *, details:
         for bn in report.batchnorms:
             var = bn.stats["var"] if bn.stats else None
             table.add_row(
-                bn.name,
-                "" if bn.graph == "main" else bn.graph,
+                Text(bn.name),
+                Text("" if bn.graph == "main" else bn.graph),
                 str(bn.channels) if bn.channels is not None else "?",
                 f"{bn.epsilon:g}",
                 f"{bn.momentum:g}" + (" T" if bn.training_mode else ""),
-                bn.placement,
+                Text(bn.placement),
                 f"{_fmt(var.min)}..{_fmt(var.max)}" if var else "-",
                 _fold_cell(bn),
                 _findings_cell(bn),
@@ -91,8 +92,8 @@ def render_inspect(reports: Sequence[ModelReport], console: Console, *, details:
                     console.print(Text.assemble(f"  {bn.name}: ", (f.code, SEVERITY_STYLE[f.severity]),
                                                 f": {f.message}"))
         s = report.summary
-        console.print(f"{report.path}: {s['batchnorms']} BatchNorm, {s['foldable']} foldable, "
-                      f"{s['errors']} error(s), {s['warnings']} warning(s), {s['infos']} info")
+        console.print(Text(f"{report.path}: {s['batchnorms']} BatchNorm, {s['foldable']} foldable, "
+                           f"{s['errors']} error(s), {s['warnings']} warning(s), {s['infos']} info"))
 
 
 def inspect_markdown(reports: Sequence[ModelReport]) -> str:
@@ -107,7 +108,7 @@ def inspect_markdown(reports: Sequence[ModelReport]) -> str:
                       "|---|---|---|---|---|---|"]
             for bn in report.batchnorms:
                 d = bn.fold
-                fold = f"{d.direction} into {d.target[0]} `{d.target[1]}`" if d.foldable else f"no: `{d.reason}`"
+                fold = f"{d.direction} into {d.target[0]} `{_md(d.target[1])}`" if d.foldable else f"no: `{d.reason}`"
                 found = ", ".join(f"`{f.code}` ({f.severity})" for f in bn.findings) or "-"
                 lines.append(f"| `{_md(bn.name)}` | {_md(bn.graph)} | {bn.channels if bn.channels is not None else '?'} "
                              f"| {_md(bn.placement)} | {fold} | {found} |")
@@ -126,16 +127,17 @@ def _md(text: str) -> str:
 
 def render_fuse(result, console: Console) -> None:
     """What was folded into what, what was left and why, then the validation."""
-    table = Table(title=f"{result.input} → {result.output or '(nothing written)'}", title_justify="left")
+    table = Table(title=Text(f"{result.input} → {result.output or '(nothing written)'}"), title_justify="left")
     for col in ("BatchNorm", "graph", "result", "into / reason", "detail"):
         table.add_column(col, overflow="fold")
     for f in result.folded:
         arrow = "→" if f.direction == "backward" else "←"
-        table.add_row(f.batchnorm, "" if f.graph == "main" else f.graph, Text("folded", style="green"),
-                      f"{arrow} {f.into_op} {f.into_name}", "")
+        table.add_row(Text(f.batchnorm), Text("" if f.graph == "main" else f.graph),
+                      Text("folded", style="green"), Text(f"{arrow} {f.into_op} {f.into_name}"), "")
     for x in result.left:
         status = Text("decomposed", style="yellow") if x.decomposed else Text("left", style="magenta")
-        table.add_row(x.batchnorm, "" if x.graph == "main" else x.graph, status, x.reason, x.detail or "")
+        table.add_row(Text(x.batchnorm), Text("" if x.graph == "main" else x.graph), status, x.reason,
+                      Text(x.detail or ""))
     console.print(table)
     if result.validation is not None:
         from .report_validation import render_validation
@@ -145,7 +147,7 @@ def render_fuse(result, console: Console) -> None:
         console.print(Text(f"note: {note}", style="dim"))
     summary = f"{len(result.folded)} folded, {len(result.left)} left"
     if result.output:
-        console.print(f"{summary}; wrote {', '.join(result.written)}")
+        console.print(Text(f"{summary}; wrote {', '.join(result.written)}"))
     else:
         console.print(Text(f"{summary}; validation failed, nothing written", style="bold red"))
 

@@ -158,9 +158,11 @@ def folded_weight_chunks(consts: ConstantResolver, target: Target, folds: list[F
         blocks = (w[i:i + step] for i in range(0, w.shape[0], step))
     start = 0
     for block in blocks:
-        out = np.asarray(block, dtype=np.float64)
-        if scale is not None:
-            out = out * (scale[start:start + len(out)] if scale.shape[0] > 1 else scale)
+        if scale is None:
+            out = block
+        else:  # one pass: read, widen to float64 and multiply
+            out = np.multiply(block, scale[start:start + len(block)] if scale.shape[0] > 1 else scale,
+                              dtype=np.float64)
             start += len(block)
         cast, ok = bnmath.cast_checked(out, dtype)
         if not ok:
