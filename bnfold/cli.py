@@ -293,8 +293,21 @@ def check(
         raise typer.Exit(1)
 
 
+EXIT_INTERNAL_ERROR = 3
+
+
 def main() -> None:
-    app()
+    """Entry point: anything escaping as an unexpected exception is a bug in bnfold. It keeps
+    its traceback and exits 3, so a CI gate never mistakes a crash for findings (exit 1)."""
+    try:
+        app()
+    except Exception:  # noqa: BLE001 - the last line of defence
+        import traceback
+
+        traceback.print_exc()
+        print("bnfold: internal error (a bug in bnfold; please report it with the traceback above)",
+              file=sys.stderr)
+        sys.exit(EXIT_INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

@@ -94,11 +94,12 @@ class FuseResult:
 def fold_probes_between(original: str | os.PathLike, candidate: str | os.PathLike) -> list:
     """Per-fold probes for two models on disk: every main-graph BN of ``original`` whose output
     name the candidate computes with something other than a BN (a backward fold kept the name)."""
-    from .graph import node_label
+    from .graph import node_labels
     from .validate import FoldProbe
 
     a = load_model(original).proto.graph
     b = load_model(candidate).proto.graph
+    a_labels, b_labels = node_labels(a.node), node_labels(b.node)
     producers = {}
     for i, node in enumerate(b.node):
         for out in node.output:
@@ -109,7 +110,7 @@ def fold_probes_between(original: str | os.PathLike, candidate: str | os.PathLik
             continue
         made_by, j = producers[node.output[0]]
         if made_by.op_type != "BatchNormalization":
-            probes.append(FoldProbe(batchnorm=node_label(node, i), into=f"{made_by.op_type} {node_label(made_by, j)}",
+            probes.append(FoldProbe(batchnorm=a_labels[i], into=f"{made_by.op_type} {b_labels[j]}",
                                     tensor=node.output[0]))
     return probes
 

@@ -76,6 +76,14 @@ class Scope:
         return name in self.producers or name in self.initializers or name in self.inputs
 
     @cached_property
+    def labels(self) -> list[str]:
+        return node_labels(self.nodes)
+
+    def label(self, index: int) -> str:
+        """The node's name, or a stable synthesized one that no real name in the scope shares."""
+        return self.labels[index]
+
+    @cached_property
     def input_set(self) -> frozenset[str]:
         return frozenset(self.inputs)
 
@@ -85,8 +93,26 @@ class Scope:
 
 
 def node_label(node: onnx.NodeProto, index: int) -> str:
-    """The node's name, or a stable one made from its op type and position in its graph."""
+    """The node's name, or a stable one made from its op type and position in its graph.
+
+    Use :func:`node_labels` (or ``Scope.label``) where a synthesized name must not collide
+    with a real one in the same graph."""
     return node.name or f"{node.op_type}_{index}"
+
+
+def node_labels(nodes) -> list[str]:
+    """Labels for a graph's nodes: real names, or ``<op>_<index>`` made unique against them."""
+    taken = {n.name for n in nodes if n.name}
+    labels = []
+    for i, node in enumerate(nodes):
+        label = node.name
+        if not label:
+            label = base = f"{node.op_type}_{i}"
+            while label in taken:
+                label = f"{label}'" if label != base else f"{base}_unnamed"
+            taken.add(label)
+        labels.append(label)
+    return labels
 
 
 def get_attr(node: onnx.NodeProto, name: str, default=None):
@@ -170,7 +196,7 @@ class GraphIndex:
         self.scopes.append(scope)
         for i, node in enumerate(scope.nodes):
             for attr_name, g in subgraphs_of(node):
-                sub_path = f"{path}/{node_label(node, i)}.{attr_name}"
+                sub_path = f"{path}/{scope.label(i)}.{attr_name}"
                 self._add_graph_scope(g, sub_path, scope, node, opset)
         return scope
 
@@ -185,7 +211,7 @@ class GraphIndex:
         self.scopes.append(scope)
         for i, node in enumerate(scope.nodes):
             for attr_name, g in subgraphs_of(node):
-                self._add_graph_scope(g, f"{path}/{node_label(node, i)}.{attr_name}", scope, node,
+                self._add_graph_scope(g, f"{path}/{scope.label(i)}.{attr_name}", scope, node,
                                       opset)
 
     def _infer_types(self) -> None:

@@ -13,7 +13,7 @@ import onnx
 
 from . import audit
 from .audit import Finding
-from .graph import ConstantResolver, GraphIndex, node_label
+from .graph import ConstantResolver, GraphIndex
 from .modelio import LoadedModel, load_model
 from .planner import BatchNormSite, FoldDecision, PlanOptions, Planner
 
@@ -188,7 +188,7 @@ def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision)
     site: BatchNormSite = decision.site
     scope = site.scope
     p_idx = scope.producers.get(site.x)
-    producer = None if p_idx is None else (scope.nodes[p_idx].op_type, node_label(scope.nodes[p_idx], p_idx))
+    producer = None if p_idx is None else (scope.nodes[p_idx].op_type, scope.label(p_idx))
     consumers = tuple(scope.nodes[i].op_type for i in scope.consumers.get(site.y, []))
     infos = {role: consts.info(scope, name) for role, name in site.param_names.items()}
     sources = {role: ("outer-scope " + i.source if i.scope is not None and i.scope is not scope

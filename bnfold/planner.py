@@ -26,7 +26,8 @@ import onnx
 from onnx import TensorProto, helper
 
 from . import bnmath
-from .graph import ConstantResolver, ConstInfo, GraphIndex, Scope, get_attr, node_label
+from .errors import InputError
+from .graph import ConstantResolver, ConstInfo, GraphIndex, Scope, get_attr
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class Target:
 
     @property
     def name(self) -> str:
-        return node_label(self.node, self.index)
+        return self.scope.label(self.index)
 
 
 @dataclass(frozen=True)
@@ -178,12 +179,17 @@ def batchnorm_sites(index: GraphIndex) -> list[BatchNormSite]:
         elif opset is not None and opset < 7 and not get_attr(node, "is_test", 0) and extra_outputs:
             training = True
         spatial = get_attr(node, "spatial", None)
+        try:
+            epsilon = float(get_attr(node, "epsilon", 1e-5))
+            momentum = float(get_attr(node, "momentum", 0.9))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"BatchNormalization {scope.label(i)!r} in {scope.path} has a "
+                             f"malformed epsilon or momentum attribute ({exc})") from exc
         sites.append(
             BatchNormSite(
-                scope=scope, index=i, node=node, name=node_label(node, i), graph=scope.path,
+                scope=scope, index=i, node=node, name=scope.label(i), graph=scope.path,
                 x=ins[0], scale=ins[1], bias=ins[2], mean=ins[3], var=ins[4], y=node.output[0],
-                epsilon=float(get_attr(node, "epsilon", 1e-5)),
-                momentum=float(get_attr(node, "momentum", 0.9)),
+                epsilon=epsilon, momentum=momentum,
                 training_mode=training, spatial=None if spatial is None else int(spatial),
                 opset=opset,
             )
@@ -226,13 +232,12 @@ class Planner:
                 decision = self._forward(site, affine)
             except _Refusal as fwd:
                 # Report the backward reason unless forward got further (found a target).
-                primary = fwd if fwd.reason == "fold-overflow" and back.reason != "fold-overflow" else back
-                other = fwd if primary is back else back
-                return FoldDecision(
-                    site, False, reason=primary.reason,
-                    detail=f"{primary.detail} Forward: {other.detail}" if other.detail else primary.detail,
-                    overflow_channels=primary.channels,
-                )
+                if fwd.reason == "fold-overflow" and back.reason != "fold-overflow":
+                    primary, detail = fwd, f"{fwd.detail} Backward: {back.detail}"
+                else:
+                    primary, detail = back, f"{back.detail} Forward: {fwd.detail}"
+                return FoldDecision(site, False, reason=primary.reason, detail=detail,
+                                    overflow_channels=primary.channels)
         key = (id(decision.target.scope), decision.target.index)
         self._target_folds.setdefault(key, []).append(decision)
         if decision.direction == "backward":
@@ -294,7 +299,7 @@ class Planner:
             producer, p_idx, bias_add = self._through_bias_add(scope, producer, p_idx, site)
         if producer.op_type not in BACKWARD_OPS or producer.domain not in ("", "ai.onnx"):
             raise _Refusal("unsupported-producer",
-                           f"its producer is {producer.op_type} {node_label(producer, p_idx)!r}, "
+                           f"its producer is {producer.op_type} {scope.label(p_idx)!r}, "
                            "which has no weights to absorb the BN.")
         target = Target(scope, p_idx, producer)
         rule = producer.op_type.lower()
@@ -328,7 +333,7 @@ class Planner:
                     self._check_single_use(scope, data, inner)
                     return inner, inner_idx, add_idx
         raise _Refusal("unsupported-producer",
-                       f"its producer is Add {node_label(add, add_idx)!r} without a constant bias "
+                       f"its producer is Add {scope.label(add_idx)!r} without a constant bias "
                        "on a Conv, ConvTranspose, Gemm or MatMul output.")
 
     def _weight_info(self, scope: Scope, name: str, role: str) -> ConstInfo:
@@ -508,8 +513,12 @@ class Planner:
         _, ok_w = bnmath.cast_checked(w64, dtype)
         _, ok_b = bnmath.cast_checked(b64, dtype)
         if not (ok_w and ok_b):
+            peaks = _peak_per_in_channel(w64, rule, int(get_attr(consumer, "group", 1)),
+                                         bool(get_attr(consumer, "transB", 0)))
+            chans = tuple(int(c) for c in np.flatnonzero(bnmath.would_overflow(peaks, dtype)))
             raise _Refusal("fold-overflow", f"folding forward into {target.op} {target.name!r} "
-                           f"would overflow {dtype.name}.")
+                           f"would overflow {dtype.name}"
+                           + (f" in channels {_cap(chans)}." if chans else " in its bias."), chans)
         return decision
 
 
@@ -528,6 +537,15 @@ def _peak_per_out_channel(w: np.ndarray, rule: str, group: int, trans_b: bool, c
     if rule == "gemm" and trans_b:
         return np.abs(w).max(axis=1).astype(np.float64)
     return np.abs(w).max(axis=0).astype(np.float64)  # gemm (K, N) and matmul (K, N)
+
+
+def _peak_per_in_channel(w64: np.ndarray, rule: str, group: int, trans_b: bool) -> np.ndarray:
+    """Largest |W'| per BN channel for a forward fold (the target's input channels)."""
+    if rule == "forward-gemm":
+        return np.abs(w64).max(axis=0 if trans_b else 1)
+    c_out, per_group = w64.shape[0], w64.shape[1]
+    per = np.abs(w64.reshape(c_out, per_group, -1)).max(axis=2)  # (C_out, C_in/group)
+    return per.reshape(group, c_out // group, per_group).max(axis=1).reshape(-1)
 
 
 def _np_to_onnx(dtype: np.dtype) -> int | None:

@@ -179,3 +179,44 @@ def test_dtype_name_in_overflow_detail(rng):
     assert "float16" in left.detail
     assert left.reason == "fold-overflow"
     assert TensorProto.FLOAT16 == next(t for t in model.graph.initializer if t.name == "W").data_type
+
+
+def test_forward_overflow_names_channels_and_backward_reason(rng):
+    """A forward fold that overflows float16 is refused with the BN channels and both reasons labelled."""
+    c = 4
+    scale = np.ones(c)
+    scale[2] = 6e4
+    inits = [tensor("bn.scale", scale, np.float16), tensor("bn.bias", np.zeros(c), np.float16),
+             tensor("bn.mean", np.zeros(c), np.float16), tensor("bn.var", np.ones(c), np.float16),
+             tensor("W", np.full((3, c, 1, 1), 10.0), np.float16)]
+    nodes = [bn_node("x", "b"), helper.make_node("Conv", ["b", "W"], ["y"], name="conv")]
+    model = make_model(nodes, [vinfo("x", [1, c, 2, 2], TensorProto.FLOAT16)],
+                       [vinfo("y", [1, 3, 2, 2], TensorProto.FLOAT16)], inits)
+    left = _left_reason(model, run=False)
+    assert left.reason == "fold-overflow"
+    assert left.overflow_channels == (2,)
+    assert "Backward:" in left.detail and "graph input" in left.detail
+
+
+def test_malformed_epsilon_is_bad_input(rng):
+    """An epsilon attribute of the wrong type is bad input (InputError), not a crash."""
+    from bnfold.errors import InputError
+    from bnfold.fuse import fold_proto
+
+    model = conv_bn_model(rng)
+    model.graph.node[1].attribute.append(helper.make_attribute("epsilon", "abc"))
+    with pytest.raises(InputError, match="malformed epsilon"):
+        fold_proto(model)
+
+
+def test_synthesized_names_do_not_collide_with_real_ones(rng):
+    """An unnamed BN whose synthesized name is taken by a real node gets another one."""
+    from bnfold.fuse import fold_proto
+
+    model = conv_bn_model(rng)
+    model.graph.node[0].name = "BatchNormalization_1"
+    model.graph.node[1].name = ""
+    result = fold_proto(model)
+    (fold,) = result.plan.folds
+    assert fold.site.name != "BatchNormalization_1"
+    assert fold.target.name == "BatchNormalization_1"
