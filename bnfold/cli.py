@@ -51,6 +51,20 @@ class Provider(str, Enum):
     cuda = "cuda"
 
 
+# Validation options shared by ``fuse`` and ``validate``.
+ProviderOption = Annotated[Provider, typer.Option(help="Execution provider for validation (auto: CUDA when a device answers).")]
+ReferenceProviderOption = Annotated[Optional[Provider], typer.Option(help="Provider for the original model (default: --provider).")]
+ShapeOption = Annotated[Optional[list[str]], typer.Option(help="Input shape, name=1x3x224x224 (repeatable).")]
+SamplesOption = Annotated[int, typer.Option(min=1, help="Random input samples.")]
+InputsOption = Annotated[Optional[Path], typer.Option(help="Inputs: a .npz file or a folder of .npz/.npy files.")]
+SeedOption = Annotated[int, typer.Option(help="Random seed for inputs.")]
+AtolOption = Annotated[Optional[float], typer.Option(help="Absolute tolerance (default per dtype).")]
+RtolOption = Annotated[Optional[float], typer.Option(help="Relative tolerance (default per dtype).")]
+FoldAtolOption = Annotated[Optional[float], typer.Option(help="Per-fold absolute tolerance (default per dtype).")]
+FoldRtolOption = Annotated[Optional[float], typer.Option(help="Per-fold tolerance relative to max|reference| (default per dtype).")]
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
 @contextlib.contextmanager
 def user_errors():
     """Turn bnfold's input errors into one line on stderr and exit status 2."""
@@ -90,7 +104,7 @@ def exceeds(worst: str | None, fail_on: FailOn) -> bool:
 @app.command()
 def inspect(
     models: Annotated[list[Path], typer.Argument(help="ONNX model files.", show_default=False)],
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.table,
+    format: FormatOption = OutputFormat.table,
     fail_on: Annotated[FailOn, typer.Option(help="Exit 1 when a finding at or above this severity exists.")] = FailOn.error,
     fold_overridable: Annotated[bool, typer.Option(help="Treat initializers that are also graph inputs as constants.")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for several models.")] = 1,
@@ -131,18 +145,18 @@ def fuse(
     decompose: Annotated[bool, typer.Option(help="Rewrite each BN that cannot be folded into Mul+Add.")] = False,
     fold_overridable: Annotated[bool, typer.Option(help="Bake in initializers that are also graph inputs.")] = False,
     external_data: Annotated[bool, typer.Option(help="Write tensors to <output>.data (automatic above 2 GiB).")] = False,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.table,
+    format: FormatOption = OutputFormat.table,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for several models.")] = 1,
-    provider: Annotated[Provider, typer.Option(help="Validation provider.")] = Provider.auto,
-    reference_provider: Annotated[Optional[Provider], typer.Option(help="Provider for the original model.")] = None,
-    shape: Annotated[Optional[list[str]], typer.Option(help="Input shape, name=1x3x224x224 (repeatable).")] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Random input samples.")] = 1,
-    inputs: Annotated[Optional[Path], typer.Option(help="Inputs: a .npz file or a folder of .npz/.npy files.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed for inputs.")] = 0,
-    atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance (default per dtype).")] = None,
-    rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance (default per dtype).")] = None,
-    fold_atol: Annotated[Optional[float], typer.Option(help="Per-fold absolute tolerance (default per dtype).")] = None,
-    fold_rtol: Annotated[Optional[float], typer.Option(help="Per-fold tolerance relative to max|reference| (default per dtype).")] = None,
+    provider: ProviderOption = Provider.auto,
+    reference_provider: ReferenceProviderOption = None,
+    shape: ShapeOption = None,
+    samples: SamplesOption = 1,
+    inputs: InputsOption = None,
+    seed: SeedOption = 0,
+    atol: AtolOption = None,
+    rtol: RtolOption = None,
+    fold_atol: FoldAtolOption = None,
+    fold_rtol: FoldRtolOption = None,
 ) -> None:
     """Fold every exactly-foldable BatchNormalization and explain every one left."""
     from functools import partial
@@ -200,17 +214,17 @@ def _fuse_one(model: Path, *, targets, in_place, validate, settings, decompose, 
 def validate(
     original: Annotated[Path, typer.Argument(help="The reference model.", show_default=False)],
     candidate: Annotated[Path, typer.Argument(help="The model to compare with it.", show_default=False)],
-    provider: Annotated[Provider, typer.Option(help="Execution provider for the candidate (and the original unless --reference-provider).")] = Provider.auto,
-    reference_provider: Annotated[Optional[Provider], typer.Option(help="Provider for the original model.")] = None,
-    shape: Annotated[Optional[list[str]], typer.Option(help="Input shape, name=1x3x224x224 (repeatable).")] = None,
-    samples: Annotated[int, typer.Option(min=1, help="Random input samples.")] = 1,
-    inputs: Annotated[Optional[Path], typer.Option(help="Inputs: a .npz file or a folder of .npz/.npy files.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed for inputs.")] = 0,
-    atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance (default per dtype).")] = None,
-    rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance (default per dtype).")] = None,
-    fold_atol: Annotated[Optional[float], typer.Option(help="Per-fold absolute tolerance (default per dtype).")] = None,
-    fold_rtol: Annotated[Optional[float], typer.Option(help="Per-fold tolerance relative to max|reference| (default per dtype).")] = None,
-    format: Annotated[OutputFormat, typer.Option("--format", "-f", help="Report format.")] = OutputFormat.table,
+    provider: ProviderOption = Provider.auto,
+    reference_provider: ReferenceProviderOption = None,
+    shape: ShapeOption = None,
+    samples: SamplesOption = 1,
+    inputs: InputsOption = None,
+    seed: SeedOption = 0,
+    atol: AtolOption = None,
+    rtol: RtolOption = None,
+    fold_atol: FoldAtolOption = None,
+    fold_rtol: FoldRtolOption = None,
+    format: FormatOption = OutputFormat.table,
 ) -> None:
     """Run both models in onnxruntime on the same inputs and compare their outputs."""
     from .fuse import fold_probes_between

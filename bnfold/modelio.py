@@ -92,10 +92,13 @@ def _node_lists(model: onnx.ModelProto) -> Iterator:
                         yield g.node
 
 
-def iter_all_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
-    """Every TensorProto that may hold data: initializers and Constant/attribute tensors."""
-    for graph in iter_graphs(model.graph):
-        yield from graph.initializer
+def iter_all_tensors(model: onnx.ModelProto, *, main_initializers: bool = True) -> Iterator[TensorProto]:
+    """Every TensorProto that may hold data: initializers and Constant/attribute tensors.
+
+    ``main_initializers=False`` leaves out the main graph's initializers (the ones streamed)."""
+    for depth, graph in enumerate(iter_graphs(model.graph)):
+        if depth or main_initializers:
+            yield from graph.initializer
         for sparse in graph.sparse_initializer:
             yield sparse.values
             yield sparse.indices
@@ -521,24 +524,9 @@ def _shell(model: onnx.ModelProto) -> onnx.ModelProto:
     return shell
 
 
-def _nested_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
-    """Every data-holding tensor except the main graph's initializers."""
-    graphs = iter_graphs(model.graph)
-    next(graphs)
-    for graph in graphs:
-        yield from graph.initializer
-    for nodes in _node_lists(model):
-        for node in nodes:
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.TENSOR:
-                    yield attr.t
-                elif attr.type == onnx.AttributeProto.TENSORS:
-                    yield from attr.tensors
-
-
 def _inline_nested_external(model: onnx.ModelProto, source_dir: Path | None) -> None:
     """Tensors outside the main graph's initializers that live in external files are inlined."""
-    for tensor in _nested_tensors(model):
+    for tensor in iter_all_tensors(model, main_initializers=False):
         if _is_external(tensor):
             resolve_external_location(source_dir, external_ref(tensor).location, tensor.name)
             onnx.external_data_helper.load_external_data_for_tensor(tensor, str(source_dir))
