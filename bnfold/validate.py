@@ -950,10 +950,15 @@ def _model_path(path: str | os.PathLike[str], role: str) -> Path:
 
 
 def _load_proto(path: Path, role: str) -> onnx.ModelProto:
+    """The model without its weights: large payloads stay in their files (bnfold's lazy loader
+    turns big single files into references to themselves), which onnxruntime reads through
+    ``session.model_external_initializers_file_folder_path``."""
+    from .modelio import load_model
+
     try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError, OSError, onnx errors
-        raise ModelLoadError(f"cannot read the {role} model {path}: {_one_line(exc)}") from exc
+        return load_model(path).proto
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"cannot read the {role} model: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------
