@@ -212,21 +212,31 @@ def fuse_model(
     with staged:
         result_validation = None
         if validate:
-            from .validate import FoldProbe, validate_models
+            from .validate import FoldProbe
 
             settings = validation or ValidationSettings()
             probes = [FoldProbe(batchnorm=f.batchnorm, into=f"{f.into_op} {f.into_name}", tensor=f.tensor)
                       for f in folded if f.graph == "main"]
-            result_validation = validate_models(
-                src, staged.model_path, folds=probes, provider=settings.provider,
-                reference_provider=settings.reference_provider, shapes=settings.shapes,
-                samples=settings.samples, inputs=settings.inputs, seed=settings.seed,
-                atol=settings.atol, rtol=settings.rtol, fold_atol=settings.fold_atol,
-                fold_rtol=settings.fold_rtol,
-            )
+            try:
+                result_validation = _validate(src, staged.model_path, probes, settings)
+            except InputError as exc:
+                raise InputError(f"{exc} (validation runs both models in onnxruntime; "
+                                 "--no-validate writes the folded model without it)") from exc
             if not result_validation.passed:
                 log.warning("validation failed; nothing written at %s", out)
                 return FuseResult(str(src), None, folded, left, result_validation, (), tuple(notes))
         written = staged.commit()
     return FuseResult(str(src), str(out), folded, left, result_validation,
                       tuple(str(p) for p in written), tuple(notes))
+
+
+def _validate(src: Path, candidate: Path, probes, settings: ValidationSettings):
+    from .validate import validate_models
+
+    return validate_models(
+        src, candidate, folds=probes, provider=settings.provider,
+        reference_provider=settings.reference_provider, shapes=settings.shapes,
+        samples=settings.samples, inputs=settings.inputs, seed=settings.seed,
+        atol=settings.atol, rtol=settings.rtol, fold_atol=settings.fold_atol,
+        fold_rtol=settings.fold_rtol,
+    )
