@@ -10,6 +10,7 @@ Library entry points (the CLI is a thin layer over these):
 
 __version__ = "0.1.0"
 
+from .check import CheckResult, check
 from .errors import BnfoldError, InputError, ModelLoadError
 from .fuse import FuseResult, ValidationSettings, fuse_model
 from .inspection import BatchNormReport, ModelReport, inspect_model
@@ -17,12 +18,14 @@ from .inspection import BatchNormReport, ModelReport, inspect_model
 __all__ = [
     "BatchNormReport",
     "BnfoldError",
+    "CheckResult",
     "FuseResult",
     "InputError",
     "ModelLoadError",
     "ModelReport",
     "ValidationSettings",
     "__version__",
+    "check",
     "fuse_model",
     "inspect_model",
     "validate_models",
