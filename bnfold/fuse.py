@@ -16,6 +16,7 @@ from .graph import GraphIndex
 from .modelio import LoadedModel, TensorStore, load_model, stage_model
 from .planner import FoldDecision, FoldPlan, PlanOptions, Planner
 from .rewrite import FoldOverflowError, RewriteOptions, rewrite_copy
+from .specialize import plan_with_specialization
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -147,7 +148,7 @@ def fold_proto(model, *, decompose: bool = False, fold_overridable: bool = False
     """
     loaded = LoadedModel(proto=model, path=Path(base_dir or ".") / "model.onnx",
                          store=TensorStore(Path(base_dir) if base_dir else None))
-    plan = Planner(GraphIndex(loaded), PlanOptions(fold_overridable=fold_overridable)).plan()
+    loaded, plan, _ = plan_with_specialization(loaded, PlanOptions(fold_overridable=fold_overridable))
     rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
     return FoldedModel(rewritten.materialize(), plan, rewritten.decomposed)
 
@@ -183,9 +184,9 @@ def fuse_model(
     if out.is_dir():
         raise InputError(f"{out}: is a directory; give a file name for the output")
     loaded = load_model(src)
-    index = GraphIndex(loaded)
     options = PlanOptions(fold_overridable=fold_overridable)
-    plan = Planner(index, options).plan()
+    loaded, plan, specs = plan_with_specialization(loaded, options)
+    index = GraphIndex(loaded)
     rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
     try:
         staged = _stage(rewritten, out, external_data or loaded.has_external_data, loaded.base_dir)
@@ -206,7 +207,8 @@ def fuse_model(
     )
     left = tuple(LeftRecord(d.site.name, d.site.graph, d.reason, d.detail,
                             d.site.name in decomposed) for d in plan.left)
-    notes: list[str] = []
+    notes: list[str] = [f"function {s.original[1]!r} specialized for a call site as {s.name!r} "
+                        f"(bound: {', '.join(s.bound)})" for s in specs]
     if len(staged.files) > 1 and not (external_data or loaded.has_external_data):
         notes.append(f"the output passes protobuf's 2 GiB limit: tensors written to {staged.files[1]}")
     with staged:

@@ -166,11 +166,13 @@ def _dtype_name(elem: int | None) -> str | None:
 
 
 def inspect_loaded(loaded: LoadedModel, options: PlanOptions | None = None) -> ModelReport:
+    options = options or PlanOptions()
     index = GraphIndex(loaded)
-    planner = Planner(index, options or PlanOptions())
+    planner = Planner(index, options)
     plan = planner.plan()
     consts: ConstantResolver = planner.consts
-    reports = [_report(index, consts, d) for d in plan.decisions]
+    per_call_site = _per_call_site_folds(loaded, plan, options)
+    reports = [_report(index, consts, d, per_call_site.get((d.site.graph, d.site.index))) for d in plan.decisions]
     return ModelReport(
         path=os.fspath(loaded.path),
         ir_version=index.ir_version,
@@ -184,7 +186,36 @@ def inspect_model(path: str | os.PathLike, *, fold_overridable: bool = False) ->
     return inspect_loaded(load_model(path), PlanOptions(fold_overridable=fold_overridable))
 
 
-def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision) -> BatchNormReport:
+def _per_call_site_folds(loaded: LoadedModel, plan, options: PlanOptions) -> dict:
+    """For BNs in functions that fold only once call sites are specialized (as fuse does):
+    (graph, node index) -> a FoldSummary saying so."""
+    from .specialize import plan_with_specialization
+
+    if not any(d.site.scope.is_function and not d.foldable for d in plan.decisions):
+        return {}
+    _, spec_plan, specs = plan_with_specialization(loaded, options)
+    out: dict = {}
+    for spec in specs:
+        original_path = f"function:{spec.original[0]}.{spec.original[1]}" if spec.original[0] else f"function:{spec.original[1]}"
+        copy_path = original_path.rsplit(spec.original[1], 1)[0] + spec.name
+        for d in spec_plan.decisions:
+            if d.site.graph != copy_path:
+                continue
+            key = (original_path, d.site.index - len(spec.bound))
+            sites = out.setdefault(key, [])
+            sites.append(d)
+    summaries = {}
+    for key, decisions in out.items():
+        if all(d.foldable for d in decisions):
+            first = decisions[0]
+            summaries[key] = FoldSummary(True, first.direction, (first.target.op, first.target.name), None,
+                                         f"folds at each of its {len(decisions)} call site(s), in a copy of "
+                                         "the function specialized to the constants the call passes")
+    return summaries
+
+
+def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision,
+            per_call_site: FoldSummary | None = None) -> BatchNormReport:
     site: BatchNormSite = decision.site
     scope = site.scope
     p_idx = scope.producers.get(site.x)
@@ -241,7 +272,8 @@ def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision)
         name=site.name, graph=site.graph, input=site.x, output=site.y, channels=channels,
         epsilon=site.epsilon, momentum=site.momentum, momentum_explicit=explicit_momentum,
         training_mode=site.training_mode, spatial=site.spatial, producer=producer,
-        consumers=consumers, sources=sources, dtypes=dtypes, stats=stats, fold=FoldSummary.of(decision),
+        consumers=consumers, sources=sources, dtypes=dtypes, stats=stats,
+        fold=per_call_site or FoldSummary.of(decision),
         findings=tuple(findings),
     )
 

@@ -337,20 +337,52 @@ def test_fold_inside_local_function(rng):
     assert count_ops(result.model, "BatchNormalization") == 0
 
 
-def test_function_parameters_are_not_folded(rng):
-    """BN whose statistics are function parameters: left, with a reason naming the function."""
+def _conv_bn_function():
+    body = [helper.make_node("Conv", ["fx", "fw"], ["fc"], name="fconv"),
+            helper.make_node("BatchNormalization", ["fc", "s", "b", "m", "v"], ["fy"], name="fbn")]
+    return helper.make_function("local", "ConvBn", ["fx", "fw", "s", "b", "m", "v"], ["fy"], body,
+                                [helper.make_opsetid("", 17)])
+
+
+def test_function_parameters_fold_per_call_site(rng):
+    """Two call sites pass different constant weights and statistics: each gets a specialized copy."""
     c = 4
-    body = [helper.make_node("Conv", ["fx", "fw"], ["fc"]),
-            helper.make_node("BatchNormalization", ["fc", "s", "b", "m", "v"], ["fy"])]
-    fn = helper.make_function("local", "ConvBn", ["fx", "fw", "s", "b", "m", "v"], ["fy"], body,
-                              [helper.make_opsetid("", 17)])
+    inits = [tensor("W1", rng.normal(0, 0.5, (c, c, 1, 1))), tensor("W2", rng.normal(0, 0.5, (c, c, 1, 1)))]
+    inits += bn_params(rng, c, prefix="bn1") + bn_params(rng, c, prefix="bn2")
+    nodes = [helper.make_node("ConvBn", ["x", "W1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["h"], domain="local"),
+             helper.make_node("ConvBn", ["h", "W2", "bn2.scale", "bn2.bias", "bn2.mean", "bn2.var"], ["y"], domain="local")]
+    model = make_model(nodes, [vinfo("x", [1, c, 3, 3])], [vinfo("y", [1, c, 3, 3])], inits,
+                       functions=[_conv_bn_function()], extra_opsets=[("local", 1)])
+    result = fold_and_check(model)
+    assert len(result.plan.folds) == 2
+    assert sorted(f.name for f in result.model.functions) == ["ConvBn_bnfold", "ConvBn_bnfold2"]
+
+
+def test_function_call_with_runtime_weights_is_not_folded(rng):
+    """A call site passing a graph input as the weight: left, with a reason naming the function."""
+    c = 4
+    inits = bn_params(rng, c)
+    nodes = [helper.make_node("ConvBn", ["x", "W", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["y"], domain="local")]
+    model = make_model(nodes, [vinfo("x", [1, c, 3, 3]), vinfo("W", [c, c, 1, 1])], [vinfo("y", [1, c, 3, 3])],
+                       inits, functions=[_conv_bn_function()], extra_opsets=[("local", 1)])
+    result = fold_and_check(model, expect_left=1, run=False)
+    left = result.plan.left[0]
+    assert left.reason == "stats-not-constant" and "function" in left.detail
+
+
+def test_inspect_reports_function_bn_as_foldable_per_call_site(rng, tmp_path):
+    """inspect agrees with fuse: a function BN that folds once specialized is reported foldable."""
+    from bnfold.inspection import inspect_model
+
+    c = 4
     inits = [tensor("W", rng.normal(0, 0.5, (c, c, 1, 1)))] + bn_params(rng, c)
     nodes = [helper.make_node("ConvBn", ["x", "W", "bn.scale", "bn.bias", "bn.mean", "bn.var"], ["y"], domain="local")]
     model = make_model(nodes, [vinfo("x", [1, c, 3, 3])], [vinfo("y", [1, c, 3, 3])], inits,
-                       functions=[fn], extra_opsets=[("local", 1)])
-    result = fold_and_check(model, expect_left=1)
-    left = result.plan.left[0]
-    assert left.reason == "stats-not-constant" and "function" in left.detail
+                       functions=[_conv_bn_function()], extra_opsets=[("local", 1)])
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    (bn,) = inspect_model(tmp_path / "f.onnx").batchnorms
+    assert bn.graph == "function:local.ConvBn"
+    assert bn.fold.foldable and "call site" in bn.fold.detail
 
 
 def test_ir3_initializers_listed_as_inputs_are_constants(rng):
