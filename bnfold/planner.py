@@ -315,7 +315,7 @@ class Planner:
         if name in scope.output_set:
             raise _Refusal("producer-graph-output", f"{name!r}, the output of {producer.op_type} "
                            f"{producer.name or ''}, is also a graph output.".replace("  ", " "))
-        users = scope.consumers.get(name, [])
+        users = [i for i in scope.consumers.get(name, []) if not reads_shape_only(scope.nodes[i], name)]
         if len(users) > 1:
             others = [scope.nodes[i].op_type for i in users]
             raise _Refusal("producer-shared", f"{name!r} is read by {len(users)} nodes "
@@ -520,6 +520,15 @@ class Planner:
                            f"would overflow {dtype.name}"
                            + (f" in channels {_cap(chans)}." if chans else " in its bias."), chans)
         return decision
+
+
+SHAPE_ONLY_OPS = ("Shape", "Size")
+
+
+def reads_shape_only(node: onnx.NodeProto, name: str) -> bool:
+    """Shape/Size read only the shape, which a fold preserves: such readers never block a fold
+    (the rewrite points them at the BN's output)."""
+    return node.op_type in SHAPE_ONLY_OPS and node.domain in ("", "ai.onnx") and list(node.input) == [name]
 
 
 def _peak_per_out_channel(w: np.ndarray, rule: str, group: int, trans_b: bool, channels: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from . import bnmath
 from .errors import BnfoldError
 from .graph import EVALUABLE_OPS, ConstantResolver, GraphIndex, Scope, get_attr
 from .modelio import LoadedModel
-from .planner import FLOAT_TYPES, FoldDecision, FoldPlan, Target
+from .planner import FLOAT_TYPES, FoldDecision, FoldPlan, Target, reads_shape_only
 
 log = logging.getLogger(__name__)
 
@@ -350,6 +350,13 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
         e.drop.add(bias_add)
         e.released.add(_bias_add_const(target, bias_add))
         e.gone_names.add(scope.nodes[bias_add].output[0])
+    gone = {node.output[0], *(d.site.y for d in backward[:-1])}
+    if bias_add is not None:
+        gone.add(scope.nodes[bias_add].output[0])
+    for name in gone:  # Shape/Size readers of a vanished tensor read the same-shaped result
+        for i in scope.consumers.get(name, []):
+            if reads_shape_only(scope.nodes[i], name):
+                e.inputs[i] = [final_y]
     if op == "MatMul":
         mm_out = namer(f"{final_y}_matmul")
         e.output0[t] = mm_out

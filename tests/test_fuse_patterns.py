@@ -394,3 +394,13 @@ def test_ir3_initializers_listed_as_inputs_are_constants(rng):
     assert len(result.plan.folds) == 1
     real_inputs = [i.name for i in result.model.graph.input if i.name not in {t.name for t in result.model.graph.initializer}]
     assert real_inputs == ["x"]
+
+
+def test_shape_reader_of_producer_output_does_not_block(rng):
+    """Conv output also read by Shape (dynamic-shape exports): folds; Shape reads the BN output."""
+    model = conv_bn_model(rng)
+    model.graph.node.append(helper.make_node("Shape", ["conv_out"], ["shp"]))
+    model.graph.output.append(helper.make_tensor_value_info("shp", TensorProto.INT64, [4]))
+    result = fold_and_check(model)
+    shape_node = next(n for n in result.model.graph.node if n.op_type == "Shape")
+    assert list(shape_node.input) == ["bn_out"]
