@@ -418,10 +418,11 @@ class Planner:
                            "does not vary along the channel axis alone.")
 
     def _composed_backward(self, target: Target, affine: bnmath.Affine) -> bnmath.Affine:
+        """The BNs already folded into ``target`` followed by ``affine`` (Conv→BN→BN)."""
         composed = affine
         for prior in reversed([d for d in self._target_folds.get((id(target.scope), target.index), [])
                                if d.direction == "backward"]):
-            composed = prior.affine.then(composed) if composed is affine else prior.affine.then(composed)
+            composed = prior.affine.then(composed)
         return composed
 
     def _check_backward_overflow(self, target: Target, rule: str, aff: bnmath.Affine,
