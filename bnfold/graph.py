@@ -419,6 +419,19 @@ class ConstantResolver:
         if op == "DequantizeLinear":
             return ConstInfo(name, SOURCE_RUNTIME, False, quantized=True,
                              detail=f"{name!r} is dequantized at run time (DequantizeLinear)")
+        if op == "CastLike" and len(node.input) == 2:
+            # CastLike reads only the *type* of its second input (the PyTorch dynamo exporter
+            # casts constant biases "like" the graph input): constant iff the first input is.
+            part = self._resolve(scope, node.input[0], depth + 1)
+            target = self.index.elem_type(scope, node.input[1])
+            if part.constant and target is not None:
+                return ConstInfo(name, SOURCE_COMPUTED, True, overridable=part.overridable,
+                                 quantized=part.quantized, scope=scope, elem_type=target,
+                                 detail="computed by CastLike")
+            if part.constant:
+                return ConstInfo(name, SOURCE_RUNTIME, False,
+                                 detail=f"{name!r} is cast like {node.input[1]!r}, whose type is unknown")
+            return ConstInfo(name, part.source, False, quantized=part.quantized, detail=part.detail)
         if op in EVALUABLE_OPS:
             parts = [self._resolve(scope, i, depth + 1) for i in node.input if i]
             if all(p.constant for p in parts):
@@ -454,6 +467,9 @@ class ConstantResolver:
             raise ValueError(f"no producer for {name!r}")
         if node.op_type == "Constant":
             return _constant_value(node)
+        if node.op_type == "CastLike":
+            target = self.index.elem_type(s, node.input[1])
+            return np.asarray(self.value(s, node.input[0])).astype(helper.tensor_dtype_to_np_dtype(target))
         inputs = {i: self.value(s, i) for i in node.input if i}
         if node.op_type == "Identity":
             return inputs[node.input[0]]

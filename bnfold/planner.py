@@ -128,6 +128,7 @@ class FoldDecision:
     reason: str | None = None
     detail: str | None = None
     overflow_channels: tuple[int, ...] = ()
+    through: tuple[int, ...] = ()  # Transposes between target and BN that compose to identity
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,9 @@ class Planner:
             composed = self._composed_backward(prior.target, affine)
             self._check_backward_overflow(prior.target, prior.rule, composed, prior.bias_add)
             return FoldDecision(site, True, "backward", prior.target, prior.rule, prior.bias_add, affine)
+        through: tuple[int, ...] = ()
+        if producer.op_type == "Transpose" and producer.domain in ("", "ai.onnx"):
+            producer, p_idx, through = self._through_identity_transposes(scope, producer, p_idx)
         bias_add = None
         if producer.op_type == "Add" and producer.domain in ("", "ai.onnx"):
             producer, p_idx, bias_add = self._through_bias_add(scope, producer, p_idx, site)
@@ -309,7 +313,35 @@ class Planner:
             self._check_bias_add(site, target, rule, scope.nodes[bias_add], affine.k.size)
         composed = self._composed_backward(target, affine)
         self._check_backward_overflow(target, rule, composed, bias_add)
-        return FoldDecision(site, True, "backward", target, rule, bias_add, affine)
+        return FoldDecision(site, True, "backward", target, rule, bias_add, affine, through=through)
+
+    def _through_identity_transposes(self, scope: Scope, node: onnx.NodeProto, idx: int) -> tuple:
+        """``W-op → Transpose → ... → Transpose → BN`` where the Transposes compose to the
+        identity (TensorFlow exports wrap ops in NHWC/NCHW pairs): look through them."""
+        chain = []  # nearest the BN first
+        while node.op_type == "Transpose" and node.domain in ("", "ai.onnx"):
+            perm = get_attr(node, "perm", None)
+            if perm is None:
+                rank = self.index.rank(scope, node.input[0])
+                if rank is None:
+                    raise _Refusal("unsupported-producer", f"its producer is Transpose {scope.label(idx)!r} "
+                                   "with no perm and an input of unknown rank.")
+                perm = list(range(rank))[::-1]
+            chain.append((idx, list(perm)))
+            inner = node.input[0]
+            inner_idx = scope.producers.get(inner)
+            if inner_idx is None:
+                raise _Refusal("no-producer", f"its input comes through Transpose from {inner!r}, "
+                               "which no node in this graph produces.")
+            self._check_single_use(scope, inner, scope.nodes[inner_idx])
+            node, idx = scope.nodes[inner_idx], inner_idx
+        total = None
+        for _, perm in reversed(chain):  # data order: output[j] = input[perm[j]]
+            total = perm if total is None else [total[j] for j in perm]
+        if total != list(range(len(total))):
+            raise _Refusal("unsupported-producer", f"its producer is a Transpose chain with "
+                           f"permutation {total}, which moves the channel axis.")
+        return node, idx, tuple(i for i, _ in chain)
 
     def _check_single_use(self, scope: Scope, name: str, producer: onnx.NodeProto) -> None:
         if name in scope.output_set:

@@ -353,6 +353,10 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
     gone = {node.output[0], *(d.site.y for d in backward[:-1])}
     if bias_add is not None:
         gone.add(scope.nodes[bias_add].output[0])
+    for d in backward:  # identity Transpose chains between the target and its BN
+        e.drop.update(d.through)
+        gone.update(scope.nodes[i].output[0] for i in d.through)
+    e.gone_names.update(gone)
     for name in gone:  # Shape/Size readers of a vanished tensor read the same-shaped result
         for i in scope.consumers.get(name, []):
             if reads_shape_only(scope.nodes[i], name):
@@ -477,9 +481,10 @@ def _drop_orphans(model: onnx.ModelProto, ir_version: int) -> None:
 
 
 def _all_inputs_constant(scope: Scope, node: onnx.NodeProto) -> bool:
-    """True when every input of ``node`` is a constant (so removing it if unused is safe)."""
-    for name in node.input:
-        if not name:
+    """True when every input of ``node`` is a constant (so removing it if unused is safe).
+    CastLike's second input counts only for its type."""
+    for pos, name in enumerate(node.input):
+        if not name or (node.op_type == "CastLike" and pos == 1):
             continue
         s: Scope | None = scope
         while s is not None:

@@ -404,3 +404,46 @@ def test_shape_reader_of_producer_output_does_not_block(rng):
     result = fold_and_check(model)
     shape_node = next(n for n in result.model.graph.node if n.op_type == "Shape")
     assert list(shape_node.input) == ["bn_out"]
+
+
+def test_dynamo_castlike_bias_folds_and_leaves_no_dead_weights(rng):
+    """PyTorch dynamo (optimize=False): the Conv bias is CastLike(const, input) expanded to the
+    weight's shape; it folds, and the dead bias chain and the old weight are removed."""
+    c_out = 6
+    nodes = [
+        helper.make_node("Shape", ["W"], ["w_shape"]),
+        helper.make_node("Constant", [], ["idx"], value=tensor("i", [0], np.int64)),
+        helper.make_node("Gather", ["w_shape", "idx"], ["c"]),
+        helper.make_node("Constant", [], ["zero"], value=tensor("z", 0.0, np.float64)),
+        helper.make_node("CastLike", ["zero", "x"], ["zero_like"]),
+        helper.make_node("Expand", ["zero_like", "c"], ["bias"]),
+        helper.make_node("Conv", ["x", "W", "bias"], ["c1"], name="conv"),
+        bn_node("c1", "y"),
+    ]
+    inits = [tensor("W", rng.normal(0, 0.5, (c_out, 3, 3, 3)))] + bn_params(rng, c_out)
+    model = make_model(nodes, [vinfo("x", [1, 3, 5, 5])], [vinfo("y", [1, c_out, 3, 3])], inits)
+    result = fold_and_check(model)
+    assert [n.op_type for n in result.model.graph.node] == ["Conv"]
+    assert "W" not in {t.name for t in result.model.graph.initializer}
+
+
+def test_identity_transpose_pair_is_looked_through(rng):
+    """TensorFlow (tf2onnx without its optimizer): Conv → Transpose(NHWC) → Transpose(NCHW) → BN."""
+    model = conv_bn_model(rng)
+    conv, bn = model.graph.node[0], model.graph.node[1]
+    conv.output[0] = "conv_nchw"
+    model.graph.node.insert(1, helper.make_node("Transpose", ["conv_nchw"], ["nhwc"], perm=[0, 2, 3, 1]))
+    model.graph.node.insert(2, helper.make_node("Transpose", ["nhwc"], ["conv_out"], perm=[0, 3, 1, 2]))
+    result = fold_and_check(model)
+    assert count_ops(result.model, "Transpose") == 0
+    assert result.plan.folds[0].through
+
+
+def test_channel_moving_transpose_is_refused(rng):
+    """A Transpose chain that moves the channel axis is not looked through."""
+    model = conv_bn_model(rng, c_out=8, spatial=(8, 8), conv_attrs={"pads": [1, 1, 1, 1]})
+    conv = model.graph.node[0]
+    conv.output[0] = "conv_nchw"
+    model.graph.node.insert(1, helper.make_node("Transpose", ["conv_nchw"], ["conv_out"], perm=[0, 2, 1, 3]))
+    result = fold_and_check(model, expect_left=1, run=False)
+    assert result.plan.left[0].reason == "unsupported-producer"
