@@ -16,7 +16,7 @@ from .graph import GraphIndex
 from .modelio import LoadedModel, TensorStore, load_model, stage_model
 from .planner import FoldDecision, FoldPlan, PlanOptions, Planner
 from .rewrite import FoldOverflowError, RewriteOptions, rewrite_copy
-from .specialize import plan_with_specialization
+from .specialize import plan_best, strip_origin_tags
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -148,8 +148,10 @@ def fold_proto(model, *, decompose: bool = False, fold_overridable: bool = False
     """
     loaded = LoadedModel(proto=model, path=Path(base_dir or ".") / "model.onnx",
                          store=TensorStore(Path(base_dir) if base_dir else None))
-    loaded, plan, _ = plan_with_specialization(loaded, PlanOptions(fold_overridable=fold_overridable))
-    rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
+    best = plan_best(loaded, PlanOptions(fold_overridable=fold_overridable))
+    strip_origin_tags(best.loaded.proto)
+    rewritten = rewrite_copy(best.loaded, best.plan, RewriteOptions(decompose=decompose))
+    plan = best.plan
     return FoldedModel(rewritten.materialize(), plan, rewritten.decomposed)
 
 
@@ -185,7 +187,9 @@ def fuse_model(
         raise InputError(f"{out}: is a directory; give a file name for the output")
     loaded = load_model(src)
     options = PlanOptions(fold_overridable=fold_overridable)
-    loaded, plan, specs = plan_with_specialization(loaded, options)
+    best = plan_best(loaded, options)
+    loaded, plan = best.loaded, best.plan
+    strip_origin_tags(loaded.proto)
     index = GraphIndex(loaded)
     rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
     try:
@@ -207,8 +211,7 @@ def fuse_model(
     )
     left = tuple(LeftRecord(d.site.name, d.site.graph, d.reason, d.detail,
                             d.site.name in decomposed) for d in plan.left)
-    notes: list[str] = [f"function {s.original[1]!r} specialized for a call site as {s.name!r} "
-                        f"(bound: {', '.join(s.bound)})" for s in specs]
+    notes: list[str] = list(best.notes)
     if len(staged.files) > 1 and not (external_data or loaded.has_external_data):
         notes.append(f"the output passes protobuf's 2 GiB limit: tensors written to {staged.files[1]}")
     with staged:

@@ -187,31 +187,17 @@ def inspect_model(path: str | os.PathLike, *, fold_overridable: bool = False) ->
 
 
 def _per_call_site_folds(loaded: LoadedModel, plan, options: PlanOptions) -> dict:
-    """For BNs in functions that fold only once call sites are specialized (as fuse does):
-    (graph, node index) -> a FoldSummary saying so."""
-    from .specialize import plan_with_specialization
+    """For BNs in functions that fold only once their call sites are specialized or the function
+    is inlined (as fuse does): (graph, node index) -> a FoldSummary saying so."""
+    from .specialize import function_bn_folds, plan_best
 
     if not any(d.site.scope.is_function and not d.foldable for d in plan.decisions):
         return {}
-    _, spec_plan, specs = plan_with_specialization(loaded, options)
-    out: dict = {}
-    for spec in specs:
-        original_path = f"function:{spec.original[0]}.{spec.original[1]}" if spec.original[0] else f"function:{spec.original[1]}"
-        copy_path = original_path.rsplit(spec.original[1], 1)[0] + spec.name
-        for d in spec_plan.decisions:
-            if d.site.graph != copy_path:
-                continue
-            key = (original_path, d.site.index - len(spec.bound))
-            sites = out.setdefault(key, [])
-            sites.append(d)
-    summaries = {}
-    for key, decisions in out.items():
-        if all(d.foldable for d in decisions):
-            first = decisions[0]
-            summaries[key] = FoldSummary(True, first.direction, (first.target.op, first.target.name), None,
-                                         f"folds at each of its {len(decisions)} call site(s), in a copy of "
-                                         "the function specialized to the constants the call passes")
-    return summaries
+    out = {}
+    for key, (decisions, sentence) in function_bn_folds(plan_best(loaded, options), plan).items():
+        first = decisions[0]
+        out[key] = FoldSummary(True, first.direction, (first.target.op, first.target.name), None, sentence)
+    return out
 
 
 def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision,

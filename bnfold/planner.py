@@ -437,6 +437,22 @@ class Planner:
         if out != channels:
             raise _Refusal("axis-mismatch", f"{target.op} {target.name!r} has {out} output channels "
                            f"on the BN's axis but the BN has {channels}.")
+        self._check_bias_shape(target, rule, channels)
+
+    def _check_bias_shape(self, target: Target, rule: str, channels: int) -> None:
+        """A bias that does not fit the op's spec (exporters do produce these) is not folded."""
+        node = target.node
+        if rule == "matmul" or len(node.input) < 3 or not node.input[2]:
+            return
+        shape = self._weight_shape(target.scope, node.input[2])
+        if rule in ("conv", "convtranspose"):
+            ok = shape == (channels,)
+        else:  # Gemm's C broadcasts to (M, N)
+            ok = len(shape) <= 2 and (not shape or shape[-1] in (1, channels))
+        if not ok:
+            raise _Refusal("axis-mismatch", f"the bias {node.input[2]!r} of {target.op} "
+                           f"{target.name!r} has shape {tuple(shape)}, which does not match its "
+                           f"{channels} output channels.")
 
     def _check_bias_add(self, site, target: Target, rule: str, add: onnx.NodeProto, channels: int) -> None:
         const = add.input[1] if target.node.output[0] == add.input[0] else add.input[0]

@@ -131,17 +131,112 @@ def _drop_uncalled(model: onnx.ModelProto, candidates: set[tuple[str, str]]) -> 
         model.functions.extend(keep)
 
 
-def plan_with_specialization(loaded: LoadedModel, options: PlanOptions) -> tuple[LoadedModel, FoldPlan, list[Specialization]]:
-    """The plan for ``loaded``, or for its call-site-specialized copy when that folds more."""
+ORIGIN_KEY = "bnfold.origin"  # metadata tag: which function BN an inlined BN came from
+
+
+def inline_bn_functions(loaded: LoadedModel) -> LoadedModel | None:
+    """A copy with every BN-holding local function inlined at its call sites (onnx's inliner),
+    each inlined BN tagged with the function BN it came from; None without such functions."""
+    import onnx.inliner
+
+    ids = [(f.domain, f.name) for f in loaded.proto.functions if _has_batchnorm(f)]
+    if not ids:
+        return None
+    tagged = onnx.ModelProto()
+    tagged.CopyFrom(loaded.proto)
+    for f in tagged.functions:
+        if (f.domain, f.name) in ids:
+            for i, node in enumerate(f.node):
+                if node.op_type == "BatchNormalization":
+                    tag = node.metadata_props.add()
+                    tag.key, tag.value = ORIGIN_KEY, f"{_function_path(f.domain, f.name)}#{i}"
+    try:
+        inlined = onnx.inliner.inline_selected_functions(tagged, ids)
+    except Exception as exc:  # the inliner refuses some models; then we simply do not inline
+        log.debug("inlining failed: %s", exc)
+        return None
+    return LoadedModel(inlined, loaded.path, loaded.store)
+
+
+def _function_path(domain: str, name: str) -> str:
+    return f"function:{domain}.{name}" if domain else f"function:{name}"
+
+
+def _origin(node: onnx.NodeProto) -> str | None:
+    return next((p.value for p in node.metadata_props if p.key == ORIGIN_KEY), None)
+
+
+def strip_origin_tags(model: onnx.ModelProto) -> None:
+    """Remove bnfold's inlining tags (in place) so they never reach an output file."""
+    from .modelio import _node_lists
+
+    for nodes in _node_lists(model):
+        for node in nodes:
+            keep = [p for p in node.metadata_props if p.key != ORIGIN_KEY]
+            if len(keep) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(keep)
+
+
+@dataclass(frozen=True)
+class BestPlan:
+    """The plan fuse applies. ``how`` is "as-is", "specialized" or "inlined"."""
+
+    loaded: LoadedModel
+    plan: FoldPlan
+    how: str = "as-is"
+    specializations: tuple[Specialization, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def plan_best(loaded: LoadedModel, options: PlanOptions) -> BestPlan:
+    """The plan for ``loaded``, or for a copy with BN-holding functions specialized per call site
+    or inlined, whichever folds the most (ties keep the model as it is)."""
     plan = Planner(GraphIndex(loaded), options).plan()
+    best = BestPlan(loaded, plan)
     if not any(d.site.scope.is_function and not d.foldable for d in plan.decisions):
-        return loaded, plan, []
+        return best
     specialized = specialize_calls(loaded, options)
-    if specialized is None:
-        return loaded, plan, []
-    spec_loaded, specs = specialized
-    spec_plan = Planner(GraphIndex(spec_loaded), options).plan()
-    if len(spec_plan.folds) > len(plan.folds):
-        log.info("specialized %d function call site(s) to fold BNs inside them", len(specs))
-        return spec_loaded, spec_plan, specs
-    return loaded, plan, []
+    if specialized is not None:
+        spec_loaded, specs = specialized
+        spec_plan = Planner(GraphIndex(spec_loaded), options).plan()
+        if len(spec_plan.folds) > len(best.plan.folds):
+            notes = tuple(f"function {s.original[1]!r} specialized for a call site as {s.name!r} "
+                          f"(bound: {', '.join(s.bound)})" for s in specs)
+            best = BestPlan(spec_loaded, spec_plan, "specialized", tuple(specs), notes)
+    inlined = inline_bn_functions(loaded)
+    if inlined is not None:
+        inl_plan = Planner(GraphIndex(inlined), options).plan()
+        if len(inl_plan.folds) > len(best.plan.folds):
+            names = sorted({f.name for f in loaded.proto.functions if _has_batchnorm(f)})
+            best = BestPlan(inlined, inl_plan, "inlined",
+                            notes=(f"inlined function(s) {', '.join(names)} at their call sites so the "
+                                   "BNs inside them fold",))
+    if best.how != "as-is":
+        log.info("%s", "; ".join(best.notes))
+    return best
+
+
+def function_bn_folds(best: BestPlan, original: FoldPlan) -> dict[tuple[str, int], tuple[list, str]]:
+    """For each BN of a function in the original model that ``best`` folds everywhere it runs:
+    (graph path, node index) -> (the decisions that fold its copies, a sentence saying how)."""
+    copies: dict[tuple[str, int], list] = {}
+    if best.how == "specialized":
+        for spec in best.specializations:
+            original_path = _function_path(*spec.original)
+            copy_path = _function_path(spec.original[0], spec.name)
+            for d in best.plan.decisions:
+                if d.site.graph == copy_path:
+                    copies.setdefault((original_path, d.site.index - len(spec.bound)), []).append(d)
+        how = "in a copy of the function specialized to the constants each call passes"
+    elif best.how == "inlined":
+        for d in best.plan.decisions:
+            origin = _origin(d.site.node)
+            if origin is not None:
+                path, index = origin.rsplit("#", 1)
+                copies.setdefault((path, int(index)), []).append(d)
+        how = "once the function is inlined"
+    else:
+        return {}
+    return {key: (ds, f"folds at each of its {len(ds)} call site(s), {how}")
+            for key, ds in copies.items() if ds and all(d.foldable for d in ds)}

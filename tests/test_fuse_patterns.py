@@ -447,3 +447,29 @@ def test_channel_moving_transpose_is_refused(rng):
     model.graph.node.insert(1, helper.make_node("Transpose", ["conv_nchw"], ["conv_out"], perm=[0, 2, 1, 3]))
     result = fold_and_check(model, expect_left=1, run=False)
     assert result.plan.left[0].reason == "unsupported-producer"
+
+
+def test_bn_only_function_is_inlined_to_fold(rng, tmp_path):
+    """export_modules_as_functions: BN wrapped alone in a function, the Conv outside; fuse inlines
+    the function so each call site folds, and leaves no bnfold tag in the output."""
+    c = 4
+    bn_fn = helper.make_function(
+        "torch.nn", "BatchNorm2d", ["fx", "s", "b", "m", "v"], ["fy"],
+        [helper.make_node("BatchNormalization", ["fx", "s", "b", "m", "v"], ["fy"])],
+        [helper.make_opsetid("", 17)])
+    inits = [tensor("W1", rng.normal(0, 0.5, (c, c, 3, 3))), tensor("W2", rng.normal(0, 0.5, (c, c, 3, 3)))]
+    inits += bn_params(rng, c, prefix="bn1") + bn_params(rng, c, prefix="bn2")
+    nodes = [helper.make_node("Conv", ["x", "W1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("BatchNorm2d", ["c1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["h"], domain="torch.nn"),
+             helper.make_node("Conv", ["h", "W2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("BatchNorm2d", ["c2", "bn2.scale", "bn2.bias", "bn2.mean", "bn2.var"], ["y"], domain="torch.nn")]
+    model = make_model(nodes, [vinfo("x", [1, c, 5, 5])], [vinfo("y", [1, c, 5, 5])], inits,
+                       functions=[bn_fn], extra_opsets=[("torch.nn", 1)])
+    result = fold_and_check(model)
+    assert len(result.plan.folds) == 2 and not result.model.functions
+    assert "bnfold.origin" not in result.model.SerializeToString().decode("latin-1")
+    from bnfold.inspection import inspect_model
+
+    onnx.save(model, str(tmp_path / "fn.onnx"))
+    (bn,) = inspect_model(tmp_path / "fn.onnx").batchnorms
+    assert bn.fold.foldable and "inlined" in bn.fold.detail

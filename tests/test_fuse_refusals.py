@@ -220,3 +220,14 @@ def test_synthesized_names_do_not_collide_with_real_ones(rng):
     (fold,) = result.plan.folds
     assert fold.site.name != "BatchNormalization_1"
     assert fold.target.name == "BatchNormalization_1"
+
+
+def test_conv_bias_of_the_wrong_shape_is_refused(rng):
+    """A Conv bias whose shape is not (C_out,) (seen in a dynamo export) is refused, not a crash."""
+    model = conv_bn_model(rng)
+    b = next(t for t in model.graph.initializer if t.name == "B")
+    b.CopyFrom(tensor("B", rng.normal(size=(8, 2))))
+    from bnfold.fuse import fold_proto
+
+    (left,) = fold_proto(model).plan.left
+    assert left.reason == "axis-mismatch" and "(8, 2)" in left.detail
