@@ -89,6 +89,15 @@ CUDA_PROVIDER_OPTIONS: Mapping[str, str] = MappingProxyType(
 ROUNDING_NOTE = (
     "every fold passed on its own; the end-to-end difference is rounding amplified by the network"
 )
+# When every fold passes on its own, an output beyond tolerance is taken as amplified rounding
+# (the verdict passes) only while it still points the same way as the reference: a structural
+# mistake outside the folds drives the cosine far below this.
+AMPLIFIED_MIN_COSINE = 0.999
+AMPLIFIED_NOTE = (
+    "every fold passed on its own and the outputs agree in direction (cosine >= "
+    f"{AMPLIFIED_MIN_COSINE}): the end-to-end difference is rounding amplified by the network, "
+    "so the verdict passes"
+)
 
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
@@ -1080,7 +1089,7 @@ def validate_models(
         samples=sample_count,
         outputs=outputs,
         folds=tuple(fold_list),
-        passed=_verdict(outputs, fold_list, notes),
+        passed=_verdict(outputs, fold_list, notes, strict=atol is not None or rtol is not None),
         notes=tuple(notes),
     )
 
@@ -1127,10 +1136,13 @@ def _sample_feeds(
 
 
 def _verdict(
-    outputs: Sequence[OutputComparison], folds: Sequence[FoldComparison], notes: list[str]
+    outputs: Sequence[OutputComparison], folds: Sequence[FoldComparison], notes: list[str],
+    *, strict: bool = False,
 ) -> bool:
     """Passed unless an output is out of tolerance or an attributed fold fails; adds the notes
-    that explain the verdict."""
+    that explain the verdict. With default tolerances (not ``strict``), outputs beyond tolerance
+    pass as amplified rounding when every fold passed on its own and each output's cosine
+    similarity stays at or above ``AMPLIFIED_MIN_COSINE``."""
     for fold in folds:
         if fold.passed is None:
             notes.append(
@@ -1144,7 +1156,10 @@ def _verdict(
         notes.append(f"{len(failed)} of {len(folds)} fold(s) fail on their own: {names}")
     outputs_passed = all(o.passed for o in outputs)
     if folds and all(f.passed is True for f in folds) and not outputs_passed:
-        notes.append(ROUNDING_NOTE)
+        amplified = not strict and all(
+            o.passed or (o.cosine is not None and o.cosine >= AMPLIFIED_MIN_COSINE) for o in outputs)
+        notes.append(AMPLIFIED_NOTE if amplified else ROUNDING_NOTE)
+        return amplified
     return outputs_passed and not failed
 
 

@@ -359,6 +359,17 @@ def test_rounding_note_when_folds_pass_but_outputs_do_not(convnet, tmp_path):
     assert ROUNDING_NOTE in result.notes
 
 
+def test_amplified_rounding_passes_with_default_tolerances(convnet, tmp_path, monkeypatch):
+    """Default tolerances: outputs beyond them but every fold exact and cosine ~1 pass, with a note."""
+    import bnfold.validate as validate
+
+    monkeypatch.setattr(validate, "OUTPUT_TOLERANCES", {k: (0.0, 0.0) for k in validate.OUTPUT_TOLERANCES})
+    folded = _folded(convnet, tmp_path)
+    result = validate_models(convnet, folded, folds=CONVNET_PROBES, provider="cpu")
+    assert not result.outputs[0].passed and result.passed
+    assert validate.AMPLIFIED_NOTE in result.notes
+
+
 def test_missing_probe_tensor_is_reported_not_attributed(convnet, tmp_path):
     """A probe naming a tensor that does not exist is kept, with passed=None and a reason."""
     folded = _folded(convnet, tmp_path)
