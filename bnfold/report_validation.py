@@ -14,6 +14,12 @@ from bnfold.validate import FoldComparison, ValidationResult
 MAX_FOLD_ROWS = 20
 
 
+def _output_numbers(o) -> list[str]:
+    """The cells between an output's name and its verdict, shared by the table and Markdown."""
+    return [o.dtype, _num(o.max_abs), _num(o.max_rel), _num(o.mean_abs), _cosine(o.cosine),
+            f"{o.mismatches}/{o.total}", _num(o.atol), _num(o.rtol)]
+
+
 def render_validation(result: ValidationResult, console: Console) -> None:
     """Print the result: outputs table, folds table (at most MAX_FOLD_ROWS rows), notes, verdict."""
     provider = result.provider
@@ -39,18 +45,7 @@ def render_validation(result: ValidationResult, console: Console) -> None:
     ):
         outputs.add_column(header, justify="left" if header in ("output", "dtype", "") else "right")
     for o in result.outputs:
-        outputs.add_row(
-            escape(o.name),
-            o.dtype,
-            _num(o.max_abs),
-            _num(o.max_rel),
-            _num(o.mean_abs),
-            _cosine(o.cosine),
-            f"{o.mismatches}/{o.total}",
-            _num(o.atol),
-            _num(o.rtol),
-            _verdict_cell(o.passed),
-        )
+        outputs.add_row(escape(o.name), *_output_numbers(o), _verdict_cell(o.passed))
     console.print(outputs)
 
     if result.folds:
@@ -112,24 +107,7 @@ def validation_markdown(result: ValidationResult) -> str:
         "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for o in result.outputs:
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    _md(o.name),
-                    o.dtype,
-                    _num(o.max_abs),
-                    _num(o.max_rel),
-                    _num(o.mean_abs),
-                    _cosine(o.cosine),
-                    f"{o.mismatches}/{o.total}",
-                    _num(o.atol),
-                    _num(o.rtol),
-                    _verdict_text(o.passed),
-                ]
-            )
-            + " |"
-        )
+        lines.append("| " + " | ".join([_md(o.name), *_output_numbers(o), _verdict_text(o.passed)]) + " |")
     if result.folds:
         lines += [
             "",
