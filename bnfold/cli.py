@@ -163,7 +163,7 @@ def fuse(
 
     from . import report
     from .batch import run_many
-    from .fuse import ValidationSettings, default_output, fuse_model
+    from .fuse import ValidationSettings, default_output
 
     with user_errors():
         if len(models) > 1 and output is not None:

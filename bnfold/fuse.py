@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InputError
-from .graph import GraphIndex
 from .modelio import LoadedModel, TensorStore, load_model, stage_model
-from .planner import FoldDecision, FoldPlan, PlanOptions, Planner
+from .planner import FoldDecision, FoldPlan, PlanOptions
 from .rewrite import FoldOverflowError, RewriteOptions, rewrite_copy
 from .specialize import plan_best, strip_origin_tags
 
@@ -148,11 +147,28 @@ def fold_proto(model, *, decompose: bool = False, fold_overridable: bool = False
     """
     loaded = LoadedModel(proto=model, path=Path(base_dir or ".") / "model.onnx",
                          store=TensorStore(Path(base_dir) if base_dir else None))
-    best = plan_best(loaded, PlanOptions(fold_overridable=fold_overridable))
-    strip_origin_tags(best.loaded.proto)
-    rewritten = rewrite_copy(best.loaded, best.plan, RewriteOptions(decompose=decompose))
-    plan = best.plan
-    return FoldedModel(rewritten.materialize(), plan, rewritten.decomposed)
+    best, rewritten, folded = _fold(loaded, PlanOptions(fold_overridable=fold_overridable), decompose,
+                                    lambda rewritten: rewritten.materialize())
+    return FoldedModel(folded, best.plan, rewritten.decomposed)
+
+
+def _fold(loaded: LoadedModel, options: PlanOptions, decompose: bool, emit):
+    """Plan (trying function specialization and inlining), rewrite, and ``emit`` the result.
+
+    The planner proves float32/float64 folds fit by a bound; should a folded weight still
+    overflow while it is computed, plan again reading every weight so that fold is refused.
+    Returns (the plan used, the rewrite, what ``emit`` returned)."""
+    for exact in (False, True):
+        best = plan_best(loaded, replace(options, exact_overflow=exact))
+        strip_origin_tags(best.loaded.proto)
+        rewritten = rewrite_copy(best.loaded, best.plan, RewriteOptions(decompose=decompose))
+        try:
+            return best, rewritten, emit(rewritten)
+        except FoldOverflowError as exc:
+            if exact:
+                raise
+            log.info("%s; planning again with exact overflow checks", exc)
+    raise AssertionError("unreachable")
 
 
 def _stage(rewritten, out: Path, external: bool, source_dir: Path):
@@ -186,21 +202,10 @@ def fuse_model(
     if out.is_dir():
         raise InputError(f"{out}: is a directory; give a file name for the output")
     loaded = load_model(src)
-    options = PlanOptions(fold_overridable=fold_overridable)
-    best = plan_best(loaded, options)
-    loaded, plan = best.loaded, best.plan
-    strip_origin_tags(loaded.proto)
-    index = GraphIndex(loaded)
-    rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
-    try:
-        staged = _stage(rewritten, out, external_data or loaded.has_external_data, loaded.base_dir)
-    except FoldOverflowError as exc:
-        # A weight beyond the planner's bound overflowed while written: plan again, reading
-        # every weight, so that fold is refused with its reason.
-        log.info("%s; planning again with exact overflow checks", exc)
-        plan = Planner(index, replace(options, exact_overflow=True)).plan()
-        rewritten = rewrite_copy(loaded, plan, RewriteOptions(decompose=decompose))
-        staged = _stage(rewritten, out, external_data or loaded.has_external_data, loaded.base_dir)
+    external = external_data or loaded.has_external_data
+    best, rewritten, staged = _fold(loaded, PlanOptions(fold_overridable=fold_overridable), decompose,
+                                    lambda rewritten: _stage(rewritten, out, external, loaded.base_dir))
+    plan = best.plan
     decomposed = rewritten.decomposed
     del rewritten
     decisions = list(plan.decisions)

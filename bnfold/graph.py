@@ -92,6 +92,12 @@ class Scope:
         return frozenset(self.outputs)
 
 
+def function_path(domain: str, name: str, overload: str = "") -> str:
+    """How a model-local function is named in reports: ``function:<domain>.<name>[:<overload>]``."""
+    path = f"function:{domain}.{name}" if domain else f"function:{name}"
+    return f"{path}:{overload}" if overload else path
+
+
 def node_label(node: onnx.NodeProto, index: int) -> str:
     """The node's name, or a stable one made from its op type and position in its graph.
 
@@ -115,9 +121,17 @@ def node_labels(nodes) -> list[str]:
     return labels
 
 
+class AttributeReference(Exception):
+    """An attribute of a node inside a function refers to the function's own attribute
+    (``ref_attr_name``): its value is known only at a call site."""
+
+
 def get_attr(node: onnx.NodeProto, name: str, default=None):
     for attr in node.attribute:
         if attr.name == name:
+            if attr.ref_attr_name:
+                raise AttributeReference(f"{node.op_type} attribute {name!r} refers to the "
+                                         f"function attribute {attr.ref_attr_name!r}")
             return helper.get_attribute_value(attr)
     return default
 
@@ -202,7 +216,7 @@ class GraphIndex:
 
     def _add_function_scope(self, function: onnx.FunctionProto) -> None:
         opset = opset_version(function.opset_import, "") or self.opset
-        path = f"function:{function.domain}.{function.name}" if function.domain else f"function:{function.name}"
+        path = function_path(function.domain, function.name, getattr(function, "overload", ""))
         scope = Scope(path=path, nodes=list(function.node), function=function, opset=opset)
         scope.inputs = list(function.input)
         scope.outputs = list(function.output)
@@ -506,5 +520,18 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray:
         if attr.name == "value_ints":
             return np.array(list(attr.ints), dtype=np.int64)
         if attr.name == "sparse_value":
-            return numpy_helper.to_array(onnx.numpy_helper.to_array(attr.sparse_tensor))
+            return _densify(attr.sparse_tensor)
     raise ValueError(f"Constant node {node.name!r} has no value attribute")
+
+
+def _densify(sparse: onnx.SparseTensorProto) -> np.ndarray:
+    """A sparse Constant's dense value: indices are either linear (shape [NNZ]) or
+    coordinates (shape [NNZ, rank]), per the ONNX spec."""
+    values = numpy_helper.to_array(sparse.values)
+    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    dense = np.zeros(tuple(sparse.dims), dtype=values.dtype)
+    if indices.ndim == 2:
+        dense[tuple(indices.T)] = values
+    else:
+        dense.reshape(-1)[indices] = values
+    return dense

@@ -357,19 +357,20 @@ def _parse_lazily(path: Path) -> onnx.ModelProto:
 
     with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         model_rest = bytearray()
-        graph_span = None
+        graph_spans = []
         for number, wire, vs, ve, fs in _fields(buf, 0, len(buf)):
             if number == _MODEL_GRAPH and wire == 2:
-                graph_span = (vs, ve)
+                graph_spans.append((vs, ve))
             else:
                 model_rest += buf[fs:ve]
         model = onnx.ModelProto()
         model.ParseFromString(bytes(model_rest))
-        if graph_span is None:
+        if not graph_spans:
             return model
         graph_rest = bytearray()
         tensors: list[TensorProto] = []
-        for number, wire, vs, ve, fs in _fields(buf, *graph_span):
+        graph_fields = (f for span in graph_spans for f in _fields(buf, *span))
+        for number, wire, vs, ve, fs in graph_fields:
             if number != _GRAPH_INITIALIZER or wire != 2:
                 graph_rest += buf[fs:ve]
                 continue
@@ -507,12 +508,24 @@ def _payload_of(tensor: TensorProto, source_dir: Path | None, deferred: dict) ->
     return _Payload(length, source=path, offset=ref.offset)
 
 
+_DATA_FIELDS = ("raw_data", "external_data", "data_location", "float_data", "int32_data",
+                "int64_data", "double_data", "uint64_data", "string_data")
+
+
 def _header(tensor: TensorProto) -> TensorProto:
+    """The tensor's name, type, dims and metadata, without any of its data fields."""
     header = TensorProto()
     header.CopyFrom(tensor)
-    for name in ("raw_data", "external_data", "data_location"):
+    for name in _DATA_FIELDS:
         header.ClearField(name)
     return header
+
+
+def _raw_bytes(tensor: TensorProto) -> bytes:
+    """An in-memory tensor's data in raw_data encoding (typed fields converted, 4-bit packed)."""
+    if tensor.HasField("raw_data"):
+        return tensor.raw_data
+    return numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name).raw_data
 
 
 def _shell(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -551,8 +564,9 @@ def write_model(model: onnx.ModelProto, path: Path, *, source_dir: Path | None =
     payloads = [_payload_of(t, source_dir, deferred) for t in inits]
     shell = _shell(model)
     if external_data is None:
-        total = shell.ByteSize() + sum(t.ByteSize() + (p.nbytes + 16 if p else 0) for t, p in zip(inits, payloads))
-        external_data = total > limit
+        # field tags and length prefixes: at most 16 bytes per tensor, plus a safety margin
+        total = shell.ByteSize() + sum(t.ByteSize() + 16 + (p.nbytes if p else 0) for t, p in zip(inits, payloads))
+        external_data = total > limit - (1 << 16)
         if external_data:
             log.warning("%s would exceed protobuf's 2 GiB limit: writing its tensors to %s.data",
                         path.name, path.name)
@@ -589,12 +603,12 @@ def _write_with_external_data(shell: onnx.ModelProto, inits, payloads, path: Pat
     headers = []
     with open(path.parent / data_name, "wb") as data:
         for tensor, payload in zip(inits, payloads):
-            if payload is None and tensor.ByteSize() < size_threshold:
-                headers.append(tensor)
+            if payload is None and (tensor.ByteSize() < size_threshold or tensor.data_type == TensorProto.STRING):
+                headers.append(tensor)  # small, or strings (never stored as raw data)
                 continue
             if payload is None:  # an in-memory tensor large enough to move out
-                array = numpy_helper.to_array(tensor)
-                payload = _Payload(array.nbytes, deferred=_ArrayChunks(array))
+                raw = _raw_bytes(tensor)
+                payload = _Payload(len(raw), deferred=_BytesChunks(raw))
             header = _header(tensor)
             align = 4096 if payload.nbytes >= (1 << 20) else 64
             pad = (-offset) % align
@@ -614,11 +628,11 @@ def _write_with_external_data(shell: onnx.ModelProto, inits, payloads, path: Pat
 
 
 @dataclass
-class _ArrayChunks:
-    array: np.ndarray
+class _BytesChunks:
+    data: bytes
 
     def chunks(self):
-        yield self.array
+        yield np.frombuffer(self.data, dtype=np.uint8)
 
 
 def stage_model(model: onnx.ModelProto, out: str | os.PathLike, *, external_data: bool | None = None,

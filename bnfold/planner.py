@@ -27,7 +27,7 @@ from onnx import TensorProto, helper
 
 from . import bnmath
 from .errors import InputError
-from .graph import ConstantResolver, ConstInfo, GraphIndex, Scope, get_attr
+from .graph import AttributeReference, ConstantResolver, ConstInfo, GraphIndex, Scope, get_attr
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ REASONS: dict[str, str] = {
     "axis-mismatch": "BN's channel axis is not the target's output-channel axis",
     "unsupported-dtype": "the target's weight is not a floating-point tensor",
     "fold-overflow": "the folded weights or bias would overflow the weight's dtype",
+    "attribute-reference": "an attribute of the BN or its target refers to a function attribute, known only per call site (bnfold then tries inlining the function)",
 }
 
 # Reasons about the neighbourhood rather than the BN itself: a forward fold may still work.
@@ -93,6 +94,7 @@ class BatchNormSite:
     training_mode: bool
     spatial: int | None
     opset: int | None
+    attribute_refs: tuple[str, ...] = ()  # attributes given by the enclosing function's call site
 
     @property
     def param_names(self) -> dict[str, str]:
@@ -171,18 +173,20 @@ def batchnorm_sites(index: GraphIndex) -> list[BatchNormSite]:
     for scope, i, node in index.iter_nodes("BatchNormalization"):
         ins = list(node.input) + [""] * (5 - len(node.input))
         opset = scope.opset
-        training = bool(get_attr(node, "training_mode", 0))
+        refs = tuple(a.name for a in node.attribute if a.ref_attr_name)
+        attr = lambda name, default: default if name in refs else get_attr(node, name, default)  # noqa: E731
+        training = bool(attr("training_mode", 0))
         extra_outputs = sum(1 for o in node.output[1:] if o)
         if opset is not None and opset < 14 and extra_outputs:
-            # BN-7..13 (and 1..6 without is_test): the running-statistics outputs exist only in
-            # training mode ("output case #1" of the spec).
+            # BN-7..13: the running-statistics outputs exist only in training mode ("output
+            # case #1" of the spec).
             training = True
-        elif opset is not None and opset < 7 and not get_attr(node, "is_test", 0) and extra_outputs:
-            training = True
-        spatial = get_attr(node, "spatial", None)
+        elif opset is not None and opset < 7 and not attr("is_test", 0):
+            training = True  # BN-1..6: is_test=0 (the default) means training
+        spatial = attr("spatial", None)
         try:
-            epsilon = float(get_attr(node, "epsilon", 1e-5))
-            momentum = float(get_attr(node, "momentum", 0.9))
+            epsilon = float(attr("epsilon", 1e-5))
+            momentum = float(attr("momentum", 0.9))
         except (TypeError, ValueError) as exc:
             raise InputError(f"BatchNormalization {scope.label(i)!r} in {scope.path} has a "
                              f"malformed epsilon or momentum attribute ({exc})") from exc
@@ -192,7 +196,7 @@ def batchnorm_sites(index: GraphIndex) -> list[BatchNormSite]:
                 x=ins[0], scale=ins[1], bias=ins[2], mean=ins[3], var=ins[4], y=node.output[0],
                 epsilon=epsilon, momentum=momentum,
                 training_mode=training, spatial=None if spatial is None else int(spatial),
-                opset=opset,
+                opset=opset, attribute_refs=refs,
             )
         )
     return sites
@@ -219,6 +223,16 @@ class Planner:
 
     # -- one BN ------------------------------------------------------------------------------
     def _decide(self, site: BatchNormSite) -> FoldDecision:
+        try:
+            return self._decide_unchecked(site)
+        except AttributeReference as ref:
+            return FoldDecision(site, False, reason="attribute-reference",
+                                detail=f"{ref}; its value is known only at each call site.")
+
+    def _decide_unchecked(self, site: BatchNormSite) -> FoldDecision:
+        if site.attribute_refs:
+            raise AttributeReference(f"BatchNormalization attribute(s) {', '.join(site.attribute_refs)} "
+                                     "refer to function attributes")
         try:
             affine = self._check_batchnorm(site)
         except _Refusal as r:
@@ -333,7 +347,7 @@ class Planner:
             if inner_idx is None:
                 raise _Refusal("no-producer", f"its input comes through Transpose from {inner!r}, "
                                "which no node in this graph produces.")
-            self._check_single_use(scope, inner, scope.nodes[inner_idx])
+            self._check_single_use(scope, inner, scope.nodes[inner_idx], shape_readers_ok=False)
             node, idx = scope.nodes[inner_idx], inner_idx
         total = None
         for _, perm in reversed(chain):  # data order: output[j] = input[perm[j]]
@@ -343,11 +357,15 @@ class Planner:
                            f"permutation {total}, which moves the channel axis.")
         return node, idx, tuple(i for i, _ in chain)
 
-    def _check_single_use(self, scope: Scope, name: str, producer: onnx.NodeProto) -> None:
+    def _check_single_use(self, scope: Scope, name: str, producer: onnx.NodeProto, *,
+                          shape_readers_ok: bool = True) -> None:
+        """``name`` feeds only the fold. Shape/Size readers are fine where the tensor has the
+        BN output's shape (the rewrite points them there), not inside a Transpose chain."""
         if name in scope.output_set:
             raise _Refusal("producer-graph-output", f"{name!r}, the output of {producer.op_type} "
                            f"{producer.name or ''}, is also a graph output.".replace("  ", " "))
-        users = [i for i in scope.consumers.get(name, []) if not reads_shape_only(scope.nodes[i], name)]
+        users = [i for i in scope.consumers.get(name, [])
+                 if not (shape_readers_ok and reads_shape_only(scope.nodes[i], name))]
         if len(users) > 1:
             others = [scope.nodes[i].op_type for i in users]
             raise _Refusal("producer-shared", f"{name!r} is read by {len(users)} nodes "

@@ -184,8 +184,10 @@ class _ScopeEdits:
     after: dict[int, list[onnx.NodeProto]] = field(default_factory=dict)
     new_tensors: list[onnx.TensorProto] = field(default_factory=list)
     deferred: dict[str, DeferredTensor] = field(default_factory=dict)
+    # New constants become Constant nodes: functions have no initializers, and in IR < 4 a
+    # subgraph's initializers would have to be listed as its inputs.
+    constant_nodes: bool = False
     gone_names: set[str] = field(default_factory=set)  # tensors no longer produced
-    released: set[str] = field(default_factory=set)  # tensors that lost a reader
 
 
 class _Namer:
@@ -231,7 +233,7 @@ def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | 
     copy = onnx.ModelProto()
     copy.CopyFrom(loaded.proto)
     copy_loaded = LoadedModel(proto=copy, path=loaded.path, store=loaded.store)
-    index = GraphIndex(copy_loaded, infer_types=options.decompose)
+    index = GraphIndex(copy_loaded)  # typed like the planner's index (CastLike, decompose)
     consts = ConstantResolver(index)
     namer = _Namer(index.all_names())
     scope_by_path = {s.path: s for s in index.scopes}
@@ -241,18 +243,24 @@ def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | 
     for d in plan.folds:
         by_target.setdefault((d.target.scope.path, d.target.index), []).append(d)
 
+    def edits_for(scope: Scope) -> _ScopeEdits:
+        if id(scope) not in edits:
+            edits[id(scope)] = _ScopeEdits(
+                constant_nodes=scope.is_function or (index.ir_version < 4 and not scope.is_main))
+        return edits[id(scope)]
+
     for (path, t_idx), folds in by_target.items():
         scope = scope_by_path[path]
         target = Target(scope, t_idx, scope.nodes[t_idx])
         folds = [_rebind(d, scope) for d in folds]
-        _apply_target(index, consts, target, folds, edits.setdefault(id(scope), _ScopeEdits()), namer)
+        _apply_target(index, consts, target, folds, edits_for(scope), namer)
 
     decomposed: list[str] = []
     if options.decompose:
         for d in plan.left:
             if d.reason in _DECOMPOSABLE:
                 scope = scope_by_path[d.site.scope.path]
-                if _decompose(index, consts, scope, d, edits.setdefault(id(scope), _ScopeEdits()), namer):
+                if _decompose(index, consts, scope, d, edits_for(scope), namer):
                     decomposed.append(d.site.name)
 
     for scope in index.scopes:
@@ -298,7 +306,7 @@ def _const(scope: Scope, e: _ScopeEdits, namer: _Namer, base: str, value, anchor
             return name
         value = value.materialize()
     tensor = numpy_helper.from_array(np.ascontiguousarray(value), name)
-    if scope.is_function:
+    if e.constant_nodes:
         node = helper.make_node("Constant", [], [name], value=tensor)
         e.before.setdefault(anchor, []).append(node)
     else:
@@ -320,7 +328,6 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
     w_new = DeferredTensor(w_shape, np.dtype(dtype),
                            lambda: folded_weight_chunks(consts, target, folds, np.dtype(dtype)))
     inputs = list(node.input)
-    e.released.update(i for i in inputs[1:] if i)
     inputs[1] = _const(scope, e, namer, w_name, w_new, t)
     op = node.op_type
     forward = [d for d in folds if d.direction == "forward"]
@@ -329,7 +336,6 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
         inputs[0] = d.site.x
         e.drop.add(d.site.index)
         e.gone_names.add(d.site.y)
-        e.released.update(d.site.param_names.values())
     if forward and op == "Gemm":
         e.attrs.setdefault(t, {})["beta"] = 1.0
     if not backward:
@@ -341,14 +347,12 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
     final_y = backward[-1].site.y
     for d in backward:
         e.drop.add(d.site.index)
-        e.released.update(d.site.param_names.values())
     # every intermediate name between the target and the last BN disappears
     e.gone_names.add(node.output[0])
     e.gone_names.update(d.site.y for d in backward[:-1])
     bias_add = backward[0].bias_add
     if bias_add is not None:
         e.drop.add(bias_add)
-        e.released.add(_bias_add_const(target, bias_add))
         e.gone_names.add(scope.nodes[bias_add].output[0])
     gone = {node.output[0], *(d.site.y for d in backward[:-1])}
     if bias_add is not None:
@@ -402,7 +406,6 @@ def _decompose(index: GraphIndex, consts: ConstantResolver, scope: Scope, d: Fol
     add = helper.make_node("Add", [mid, s_name], [site.y], name=namer(f"{site.name}_add"))
     e.drop.add(site.index)
     e.after.setdefault(site.index, []).extend([mul, add])
-    e.released.update(site.param_names.values())
     return True
 
 
@@ -434,11 +437,12 @@ def _commit(scope: Scope, e: _ScopeEdits, *, list_as_inputs: bool = False) -> No
         if list_as_inputs:
             scope.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
                                      for t in e.new_tensors)
-        stale = [vi for vi in scope.graph.value_info if vi.name in e.gone_names]
-        for vi in stale:
-            scope.graph.value_info.remove(vi)
     elif e.new_tensors:  # pragma: no cover - functions get Constant nodes instead
         raise AssertionError("functions cannot hold initializers")
+    value_info = getattr(container, "value_info", None)  # FunctionProto has it from IR 10
+    if value_info is not None:
+        for vi in [vi for vi in value_info if vi.name in e.gone_names]:
+            value_info.remove(vi)
 
 
 def _drop_orphans(model: onnx.ModelProto, ir_version: int) -> None:
@@ -475,7 +479,7 @@ def _drop_orphans(model: onnx.ModelProto, ir_version: int) -> None:
                 for t in orphans:
                     scope.graph.initializer.remove(t)
                     changed = True
-                if orphan_names and (ir_version < 4 or not scope.is_main):
+                if orphan_names and ir_version < 4 and scope.is_main:
                     for vi in [vi for vi in scope.graph.input if vi.name in orphan_names]:
                         scope.graph.input.remove(vi)
 

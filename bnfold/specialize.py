@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper, numpy_helper
 
-from .graph import ConstantResolver, GraphIndex
+from .graph import ConstantResolver, GraphIndex, function_path
 from .modelio import LoadedModel
 from .planner import FoldPlan, PlanOptions, Planner
 
@@ -27,9 +27,14 @@ class Specialization:
     """A copy of ``original`` (domain, name) made for one call site, with ``bound`` parameters
     turned into Constant nodes (the body's nodes are shifted by ``len(bound)``)."""
 
-    original: tuple[str, str]
+    original: tuple[str, str, str]  # domain, name, overload
     name: str
     bound: tuple[str, ...]
+
+
+def _key(function: onnx.FunctionProto) -> tuple[str, str, str]:
+    """A local function's identity: domain, name and (IR >= 10) overload."""
+    return function.domain, function.name, getattr(function, "overload", "")
 
 
 def _has_batchnorm(function: onnx.FunctionProto) -> bool:
@@ -39,7 +44,7 @@ def _has_batchnorm(function: onnx.FunctionProto) -> bool:
 def specialize_calls(loaded: LoadedModel, options: PlanOptions) -> tuple[LoadedModel, list[Specialization]] | None:
     """A copy of the model in which every call site that passes constants to a BN-holding
     local function calls a private, specialized copy; None when no call site qualifies."""
-    functions = {(f.domain, f.name): f for f in loaded.proto.functions if _has_batchnorm(f)}
+    functions = {_key(f): f for f in loaded.proto.functions if _has_batchnorm(f)}
     if not functions:
         return None
     index = GraphIndex(loaded, infer_types=False)
@@ -49,7 +54,7 @@ def specialize_calls(loaded: LoadedModel, options: PlanOptions) -> tuple[LoadedM
         if scope.is_function:
             continue
         for i, node in enumerate(scope.nodes):
-            key = (node.domain, node.op_type)
+            key = (node.domain, node.op_type, getattr(node, "overload", ""))
             if key not in functions:
                 continue
             function = functions[key]
@@ -124,8 +129,8 @@ def _drop_uncalled(model: onnx.ModelProto, candidates: set[tuple[str, str]]) -> 
     """Remove original functions that no node calls any more."""
     from .modelio import _node_lists
 
-    called = {(n.domain, n.op_type) for nodes in _node_lists(model) for n in nodes}
-    keep = [f for f in model.functions if (f.domain, f.name) not in candidates or (f.domain, f.name) in called]
+    called = {(n.domain, n.op_type, getattr(n, "overload", "")) for nodes in _node_lists(model) for n in nodes}
+    keep = [f for f in model.functions if _key(f) not in candidates or _key(f) in called]
     if len(keep) != len(model.functions):
         del model.functions[:]
         model.functions.extend(keep)
@@ -139,9 +144,10 @@ def inline_bn_functions(loaded: LoadedModel) -> LoadedModel | None:
     each inlined BN tagged with the function BN it came from; None without such functions."""
     import onnx.inliner
 
-    ids = [(f.domain, f.name) for f in loaded.proto.functions if _has_batchnorm(f)]
-    if not ids:
+    keys = [_key(f) for f in loaded.proto.functions if _has_batchnorm(f)]
+    if not keys:
         return None
+    ids = sorted({(domain, name) for domain, name, _ in keys})  # the inliner's ids have no overload
     tagged = onnx.ModelProto()
     tagged.CopyFrom(loaded.proto)
     for f in tagged.functions:
@@ -149,17 +155,13 @@ def inline_bn_functions(loaded: LoadedModel) -> LoadedModel | None:
             for i, node in enumerate(f.node):
                 if node.op_type == "BatchNormalization":
                     tag = node.metadata_props.add()
-                    tag.key, tag.value = ORIGIN_KEY, f"{_function_path(f.domain, f.name)}#{i}"
+                    tag.key, tag.value = ORIGIN_KEY, f"{function_path(*_key(f))}#{i}"
     try:
         inlined = onnx.inliner.inline_selected_functions(tagged, ids)
     except Exception as exc:  # the inliner refuses some models; then we simply do not inline
         log.debug("inlining failed: %s", exc)
         return None
     return LoadedModel(inlined, loaded.path, loaded.store)
-
-
-def _function_path(domain: str, name: str) -> str:
-    return f"function:{domain}.{name}" if domain else f"function:{name}"
 
 
 def _origin(node: onnx.NodeProto) -> str | None:
@@ -223,8 +225,8 @@ def function_bn_folds(best: BestPlan, original: FoldPlan) -> dict[tuple[str, int
     copies: dict[tuple[str, int], list] = {}
     if best.how == "specialized":
         for spec in best.specializations:
-            original_path = _function_path(*spec.original)
-            copy_path = _function_path(spec.original[0], spec.name)
+            original_path = function_path(*spec.original)
+            copy_path = function_path(spec.original[0], spec.name, spec.original[2])
             for d in best.plan.decisions:
                 if d.site.graph == copy_path:
                     copies.setdefault((original_path, d.site.index - len(spec.bound)), []).append(d)
