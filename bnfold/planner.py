@@ -130,7 +130,7 @@ class FoldDecision:
     reason: str | None = None
     detail: str | None = None
     overflow_channels: tuple[int, ...] = ()
-    through: tuple[int, ...] = ()  # Transposes between target and BN that compose to identity
+    through: tuple[int, ...] = ()  # no-op nodes between target and BN (Identity, identity Transposes)
 
 
 @dataclass(frozen=True)
@@ -310,8 +310,8 @@ class Planner:
             self._check_backward_overflow(prior.target, prior.rule, composed, prior.bias_add)
             return FoldDecision(site, True, "backward", prior.target, prior.rule, prior.bias_add, affine)
         through: tuple[int, ...] = ()
-        if producer.op_type == "Transpose" and producer.domain in ("", "ai.onnx"):
-            producer, p_idx, through = self._through_identity_transposes(scope, producer, p_idx)
+        if _is_noop_candidate(producer):
+            producer, p_idx, through = self._through_noops(scope, producer, p_idx)
         bias_add = None
         if producer.op_type == "Add" and producer.domain in ("", "ai.onnx"):
             producer, p_idx, bias_add = self._through_bias_add(scope, producer, p_idx, site)
@@ -329,33 +329,50 @@ class Planner:
         self._check_backward_overflow(target, rule, composed, bias_add)
         return FoldDecision(site, True, "backward", target, rule, bias_add, affine, through=through)
 
-    def _through_identity_transposes(self, scope: Scope, node: onnx.NodeProto, idx: int) -> tuple:
-        """``W-op → Transpose → ... → Transpose → BN`` where the Transposes compose to the
-        identity (TensorFlow exports wrap ops in NHWC/NCHW pairs): look through them."""
+    def _through_noops(self, scope: Scope, node: onnx.NodeProto, idx: int) -> tuple:
+        """``W-op → (Identity | inference Dropout | Transpose)... → BN`` where the chain changes
+        nothing (Transposes composing to the identity, as in tf2onnx's NHWC/NCHW pairs; Identity
+        nodes, as Paddle exports them): look through it. Returns the node behind the chain, its
+        index, and the chain's node indices."""
         chain = []  # nearest the BN first
-        while node.op_type == "Transpose" and node.domain in ("", "ai.onnx"):
-            perm = get_attr(node, "perm", None)
-            if perm is None:
-                rank = self.index.rank(scope, node.input[0])
-                if rank is None:
-                    raise _Refusal("unsupported-producer", f"its producer is Transpose {scope.label(idx)!r} "
-                                   "with no perm and an input of unknown rank.")
-                perm = list(range(rank))[::-1]
-            chain.append((idx, list(perm)))
+        perms = []
+        while _is_noop_candidate(node):
+            if node.op_type == "Transpose":
+                perm = get_attr(node, "perm", None)
+                if perm is None:
+                    rank = self.index.rank(scope, node.input[0])
+                    if rank is None:
+                        raise _Refusal("unsupported-producer", f"its producer is Transpose "
+                                       f"{scope.label(idx)!r} with no perm and an input of unknown rank.")
+                    perm = list(range(rank))[::-1]
+                perms.append(list(perm))
+            elif node.op_type == "Dropout" and not self._dropout_is_identity(scope, node):
+                raise _Refusal("unsupported-producer", f"its producer is Dropout {scope.label(idx)!r}, "
+                               "which may run in training mode.")
+            chain.append(idx)
             inner = node.input[0]
             inner_idx = scope.producers.get(inner)
             if inner_idx is None:
-                raise _Refusal("no-producer", f"its input comes through Transpose from {inner!r}, "
-                               "which no node in this graph produces.")
-            self._check_single_use(scope, inner, scope.nodes[inner_idx], shape_readers_ok=False)
+                raise _Refusal("no-producer", f"its input comes through {node.op_type} from "
+                               f"{inner!r}, which no node in this graph produces.")
+            self._check_single_use(scope, inner, scope.nodes[inner_idx], shape_readers_ok=not perms)
             node, idx = scope.nodes[inner_idx], inner_idx
         total = None
-        for _, perm in reversed(chain):  # data order: output[j] = input[perm[j]]
+        for perm in reversed(perms):  # data order: output[j] = input[perm[j]]
             total = perm if total is None else [total[j] for j in perm]
-        if total != list(range(len(total))):
+        if total is not None and total != list(range(len(total))):
             raise _Refusal("unsupported-producer", f"its producer is a Transpose chain with "
                            f"permutation {total}, which moves the channel axis.")
-        return node, idx, tuple(i for i, _ in chain)
+        return node, idx, tuple(chain)
+
+    def _dropout_is_identity(self, scope: Scope, node: onnx.NodeProto) -> bool:
+        """Dropout is the identity at inference: no mask output used, training_mode off."""
+        if len(node.output) > 1 and node.output[1] and scope.consumers.get(node.output[1]):
+            return False
+        if len(node.input) > 2 and node.input[2]:
+            info = self.consts.info(scope, node.input[2])
+            return info.constant and not bool(np.asarray(self.consts.value(scope, node.input[2])).any())
+        return True
 
     def _check_single_use(self, scope: Scope, name: str, producer: onnx.NodeProto, *,
                           shape_readers_ok: bool = True) -> None:
@@ -590,6 +607,11 @@ class Planner:
 
 
 SHAPE_ONLY_OPS = ("Shape", "Size")
+NOOP_OPS = ("Identity", "Dropout", "Transpose")
+
+
+def _is_noop_candidate(node: onnx.NodeProto) -> bool:
+    return node.op_type in NOOP_OPS and node.domain in ("", "ai.onnx")
 
 
 def reads_shape_only(node: onnx.NodeProto, name: str) -> bool:

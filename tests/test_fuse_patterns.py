@@ -473,3 +473,23 @@ def test_bn_only_function_is_inlined_to_fold(rng, tmp_path):
     onnx.save(model, str(tmp_path / "fn.onnx"))
     (bn,) = inspect_model(tmp_path / "fn.onnx").batchnorms
     assert bn.fold.foldable and "inlined" in bn.fold.detail
+
+
+@pytest.mark.parametrize("noop", ["Identity", "Dropout"])
+def test_identity_and_inference_dropout_are_looked_through(rng, noop):
+    """Paddle exports Conv → Identity → BN; an inference Dropout is an identity too."""
+    model = conv_bn_model(rng)
+    model.graph.node[0].output[0] = "conv_raw"
+    model.graph.node.insert(1, helper.make_node(noop, ["conv_raw"], ["conv_out"]))
+    result = fold_and_check(model)
+    assert count_ops(result.model, noop) == 0 and result.plan.folds[0].through
+
+
+def test_training_dropout_is_not_looked_through(rng):
+    """A Dropout whose training_mode input is true is not an identity: not folded."""
+    model = conv_bn_model(rng)
+    model.graph.node[0].output[0] = "conv_raw"
+    model.graph.initializer.extend([tensor("ratio", 0.5), tensor("train", True, np.bool_)])
+    model.graph.node.insert(1, helper.make_node("Dropout", ["conv_raw", "ratio", "train"], ["conv_out"]))
+    result = fold_and_check(model, expect_left=1, run=False)
+    assert result.plan.left[0].reason == "unsupported-producer"
