@@ -263,11 +263,14 @@ def rewrite_copy(loaded: LoadedModel, plan: FoldPlan, options: RewriteOptions | 
                 if _decompose(index, consts, scope, d, edits_for(scope), namer):
                     decomposed.append(d.site.name)
 
-    for scope in index.scopes:
+    # Innermost scopes first: committing a graph copies its nodes, and a subgraph's proto lives
+    # inside one of those nodes, so its edits must be in place before its parent is copied.
+    for scope in reversed(index.scopes):
         e = edits.get(id(scope))
         if e is not None:
             _commit(scope, e, list_as_inputs=index.ir_version < 4 and scope.is_main)
     _drop_orphans(copy, index.ir_version)
+    _check_batchnorms_removed(loaded.proto, copy, len(plan.folds) + len(decomposed))
     deferred = {}
     for e in edits.values():
         deferred.update(e.deferred)
@@ -443,6 +446,20 @@ def _commit(scope: Scope, e: _ScopeEdits, *, list_as_inputs: bool = False) -> No
     if value_info is not None:
         for vi in [vi for vi in value_info if vi.name in e.gone_names]:
             value_info.remove(vi)
+
+
+def _count_batchnorms(model: onnx.ModelProto) -> int:
+    from .modelio import _node_lists
+
+    return sum(1 for nodes in _node_lists(model) for n in nodes if n.op_type == "BatchNormalization")
+
+
+def _check_batchnorms_removed(original: onnx.ModelProto, rewritten: onnx.ModelProto, removed: int) -> None:
+    """The written model must hold exactly the BNs the report says were left."""
+    before, after = _count_batchnorms(original), _count_batchnorms(rewritten)
+    if after != before - removed:
+        raise AssertionError(f"rewrite removed {before - after} BatchNormalization nodes but the plan "
+                             f"folded or decomposed {removed}")
 
 
 def _drop_orphans(model: onnx.ModelProto, ir_version: int) -> None:

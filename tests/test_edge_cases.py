@@ -159,3 +159,23 @@ def test_fold_proto_replans_when_a_weight_overflows_late(rng, monkeypatch):
     gains[2] = 50.0
     scale.CopyFrom(numpy_helper.from_array(gains, "bn.scale"))
     assert [d.reason for d in fold_proto(model).plan.left] == ["fold-overflow"]
+
+
+def test_subgraph_folds_are_written_when_the_main_graph_folds_too(rng):
+    """Main Conv→BN plus Conv→BN in both If branches: every fold lands in the written model."""
+    c = 4
+    branches = []
+    for tag in ("then", "else"):
+        nodes = [helper.make_node("Conv", ["h", f"W{tag}"], [f"{tag}c"], pads=[1, 1, 1, 1]),
+                 bn_node(f"{tag}c", f"{tag}y", prefix=f"bn{tag}")]
+        branches.append(helper.make_graph(nodes, tag, [], [vinfo(f"{tag}y", [1, c, 5, 5])],
+                                          [tensor(f"W{tag}", rng.normal(0, 0.5, (c, c, 3, 3)))]
+                                          + bn_params(rng, c, prefix=f"bn{tag}")))
+    nodes = [helper.make_node("Conv", ["x", "W"], ["mc"], pads=[1, 1, 1, 1]), bn_node("mc", "h"),
+             helper.make_node("If", ["cond"], ["y"], then_branch=branches[0], else_branch=branches[1])]
+    model = make_model(nodes, [vinfo("x", [1, c, 5, 5]), vinfo("cond", [], TensorProto.BOOL)],
+                       [vinfo("y", [1, c, 5, 5])], [tensor("W", rng.normal(0, 0.5, (c, c, 3, 3)))] + bn_params(rng, c))
+    folded = fold_and_check(model, run=False).model
+    for cond in (True, False):
+        feeds = {"x": rng.standard_normal((1, c, 5, 5)).astype(np.float32), "cond": np.array(cond)}
+        assert max_rel_error([(session(model).run(None, feeds)[0], session(folded).run(None, feeds)[0])]) < 2e-5
