@@ -228,9 +228,10 @@ def _report(index: GraphIndex, consts: ConstantResolver, decision: FoldDecision,
             all_constant = False
     if not all_constant:
         moving = [f"{role} ({i.detail or i.source})" for role, i in infos.items() if not i.constant]
-        findings.append(audit.finding("stats-not-constant", "cannot audit or fold: "
-                                      + "; ".join(moving) + ". Bake the statistics into the "
-                                      "model as initializers to audit them."))
+        if per_call_site is None:  # else fuse folds it per call site: not worth an info
+            findings.append(audit.finding("stats-not-constant", "cannot audit or fold: "
+                                          + "; ".join(moving) + ". Bake the statistics into the "
+                                          "model as initializers to audit them."))
     else:
         for role, arr in values.items():
             dtypes[role] = _dtype_name(_onnx_type(arr.dtype))

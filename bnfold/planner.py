@@ -303,22 +303,27 @@ class Planner:
             raise _Refusal("no-producer", f"its input {x!r} is {where}.")
         producer = scope.nodes[p_idx]
         chained = self._folded_backward.get((id(scope), p_idx))
-        self._check_single_use(scope, x, producer)
+        # (tensor, its producer, Shape readers allowed): checked once the producer is known to
+        # be foldable, so that a weightless producer is reported as such, not as shared
+        single_use = [(x, producer, True)]
         if chained is not None:  # Conv→BN→BN: fold into the first BN's target
+            self._check_single_use(scope, x, producer)
             prior = chained
             composed = self._composed_backward(prior.target, affine)
             self._check_backward_overflow(prior.target, prior.rule, composed, prior.bias_add)
             return FoldDecision(site, True, "backward", prior.target, prior.rule, prior.bias_add, affine)
         through: tuple[int, ...] = ()
         if _is_noop_candidate(producer):
-            producer, p_idx, through = self._through_noops(scope, producer, p_idx)
+            producer, p_idx, through = self._through_noops(scope, producer, p_idx, single_use)
         bias_add = None
         if producer.op_type == "Add" and producer.domain in ("", "ai.onnx"):
-            producer, p_idx, bias_add = self._through_bias_add(scope, producer, p_idx, site)
+            producer, p_idx, bias_add = self._through_bias_add(scope, producer, p_idx, single_use)
         if producer.op_type not in BACKWARD_OPS or producer.domain not in ("", "ai.onnx"):
             raise _Refusal("unsupported-producer",
                            f"its producer is {producer.op_type} {scope.label(p_idx)!r}, "
                            "which has no weights to absorb the BN.")
+        for name, node, shape_ok in single_use:
+            self._check_single_use(scope, name, node, shape_readers_ok=shape_ok)
         target = Target(scope, p_idx, producer)
         rule = producer.op_type.lower()
         self._check_target_weights(target, rule)
@@ -329,7 +334,7 @@ class Planner:
         self._check_backward_overflow(target, rule, composed, bias_add)
         return FoldDecision(site, True, "backward", target, rule, bias_add, affine, through=through)
 
-    def _through_noops(self, scope: Scope, node: onnx.NodeProto, idx: int) -> tuple:
+    def _through_noops(self, scope: Scope, node: onnx.NodeProto, idx: int, single_use: list) -> tuple:
         """``W-op → (Identity | inference Dropout | Transpose)... → BN`` where the chain changes
         nothing (Transposes composing to the identity, as in tf2onnx's NHWC/NCHW pairs; Identity
         nodes, as Paddle exports them): look through it. Returns the node behind the chain, its
@@ -355,7 +360,7 @@ class Planner:
             if inner_idx is None:
                 raise _Refusal("no-producer", f"its input comes through {node.op_type} from "
                                f"{inner!r}, which no node in this graph produces.")
-            self._check_single_use(scope, inner, scope.nodes[inner_idx], shape_readers_ok=not perms)
+            single_use.append((inner, scope.nodes[inner_idx], not perms))
             node, idx = scope.nodes[inner_idx], inner_idx
         total = None
         for perm in reversed(perms):  # data order: output[j] = input[perm[j]]
@@ -388,7 +393,7 @@ class Planner:
             raise _Refusal("producer-shared", f"{name!r} is read by {len(users)} nodes "
                            f"({', '.join(others)}); folding would change what the others see.")
 
-    def _through_bias_add(self, scope, add: onnx.NodeProto, add_idx: int, site) -> tuple:
+    def _through_bias_add(self, scope, add: onnx.NodeProto, add_idx: int, single_use: list) -> tuple:
         """``W-op → Add(constant) → BN``: the W-op behind the Add becomes the target."""
         for data_pos in (0, 1):
             data, const = add.input[data_pos], add.input[1 - data_pos]
@@ -397,7 +402,7 @@ class Planner:
             if info.constant and inner_idx is not None:
                 inner = scope.nodes[inner_idx]
                 if inner.op_type in BACKWARD_OPS and inner.domain in ("", "ai.onnx"):
-                    self._check_single_use(scope, data, inner)
+                    single_use.append((data, inner, True))
                     return inner, inner_idx, add_idx
         raise _Refusal("unsupported-producer",
                        f"its producer is Add {scope.label(add_idx)!r} without a constant bias "

@@ -29,7 +29,8 @@ class Specialization:
 
     original: tuple[str, str, str]  # domain, name, overload
     name: str
-    bound: tuple[str, ...]
+    bound: tuple[str, ...]  # the function's parameters made constant
+    arguments: tuple[str, ...] = ()  # what the call site passed for them
 
 
 def _key(function: onnx.FunctionProto) -> tuple[str, str, str]:
@@ -95,7 +96,8 @@ def specialize_calls(loaded: LoadedModel, options: PlanOptions) -> tuple[LoadedM
             del spec.node[:]
             spec.node.extend(body + list(function.node))
             copy.functions.append(spec)
-            made[cache_key] = Specialization(key, spec_name, tuple(params))
+            made[cache_key] = Specialization(key, spec_name, tuple(params),
+                                             tuple(call.input[pos] for pos in bound))
             specs.append(made[cache_key])
         new_inputs = [a for pos, a in enumerate(call.input) if pos not in bound]
         del call.input[:]
@@ -204,7 +206,7 @@ def plan_best(loaded: LoadedModel, options: PlanOptions) -> BestPlan:
         spec_plan = Planner(GraphIndex(spec_loaded), options).plan()
         if len(spec_plan.folds) > len(best.plan.folds):
             notes = tuple(f"function {s.original[1]!r} specialized for a call site as {s.name!r} "
-                          f"(bound: {', '.join(s.bound)})" for s in specs)
+                          f"(bound to constants: {', '.join(s.arguments)})" for s in specs)
             best = BestPlan(spec_loaded, spec_plan, "specialized", tuple(specs), notes)
     inlined = inline_bn_functions(loaded)
     if inlined is not None:

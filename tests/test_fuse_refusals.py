@@ -231,3 +231,12 @@ def test_conv_bias_of_the_wrong_shape_is_refused(rng):
 
     (left,) = fold_proto(model).plan.left
     assert left.reason == "axis-mismatch" and "(8, 2)" in left.detail
+
+
+def test_weightless_producer_with_shared_output_reports_the_real_blocker(rng):
+    """Concat → BN where Concat's output is also read elsewhere (DenseNet): unsupported-producer."""
+    nodes = [helper.make_node("Concat", ["x", "x"], ["cat"], axis=1), bn_node("cat", "b"),
+             helper.make_node("Relu", ["b"], ["y"]), helper.make_node("Relu", ["cat"], ["z"])]
+    model = make_model(nodes, [vinfo("x", [1, 2, 3, 3])], [vinfo("y", [1, 4, 3, 3]), vinfo("z", [1, 4, 3, 3])],
+                       bn_params(rng, 4))
+    assert _left_reason(model).reason == "unsupported-producer"
