@@ -13,6 +13,9 @@ import numpy as np
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITY_RANK = {INFO: 0, WARNING: 1, ERROR: 2}
 MAX_LISTED_CHANNELS = 32
+# inactive-channel: var below this fraction of epsilon and |mean| below INACTIVE_MEAN
+INACTIVE_VAR_FRACTION = 1e-3
+INACTIVE_MEAN = 1e-6
 
 # code -> (severity, meaning). The README's table is generated from the same words.
 CHECKS: dict[str, tuple[str, str]] = {
@@ -25,6 +28,7 @@ CHECKS: dict[str, tuple[str, str]] = {
     "momentum-suspicious": (WARNING, "momentum below 0.5 under the ONNX convention: likely PyTorch's convention leaked through"),
     "epsilon-nonpositive": (WARNING, "epsilon is zero or negative: a zero variance divides by zero"),
     "dead-channel": (INFO, "scale (gamma) zero for some channels: the channel outputs a constant"),
+    "inactive-channel": (INFO, "running mean and var both ~0 for some channels: their input is constantly zero upstream, so the BN outputs its bias there"),
     "stats-not-constant": (INFO, "statistics are graph inputs or computed at run time: cannot be audited or folded"),
     "stats-overridable": (INFO, "statistics are initializers that are also graph inputs: callers may override them at run time"),
 }
@@ -69,7 +73,12 @@ def check_statistics(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var:
                            "Re-export from a checkpoint with finite statistics.", nonfinite))
     with np.errstate(invalid="ignore"):
         negative = np.flatnonzero(var < 0)
-        tiny = np.flatnonzero((var >= 0) & (var < epsilon))
+        below = (var >= 0) & (var < epsilon)
+        # var and mean both ~0: the channel's input never varied from zero (a dead channel in a
+        # trained model). Harmless, and not what variance-tiny warns about.
+        inactive_mask = below & (var < epsilon * INACTIVE_VAR_FRACTION) & (np.abs(mean) < INACTIVE_MEAN)
+        tiny = np.flatnonzero(below & ~inactive_mask)
+        inactive = np.flatnonzero(inactive_mask)
     if negative.size:
         out.append(finding("variance-negative", f"running var is negative in {negative.size} "
                            f"channel(s) ({_list(negative)}); a variance cannot be negative, so the "
@@ -80,6 +89,11 @@ def check_statistics(scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var:
                            "normalization there and folding scales weights by up to "
                            f"{_max_gain(scale, var, epsilon, tiny):.3g}x. Check those channels are "
                            "meant to be near-constant.", tiny))
+    if inactive.size:
+        out.append(finding("inactive-channel", f"running mean and var are ~0 in {inactive.size} "
+                           f"channel(s) ({_list(inactive)}): their input is constantly zero "
+                           "upstream (dead channels), so the BN outputs its bias there; folding is "
+                           "exact. Consider pruning them.", inactive))
     if mean.size and np.all(mean == 0) and np.all(var == 1):
         out.append(finding("stats-uninitialized", "running mean is all 0 and var all 1, the "
                            "initial values: the statistics were never updated. Export after "

@@ -161,6 +161,22 @@ def test_variance_tiny_names_channels(tmp_path):
     assert bn.fold.foldable  # tiny is a warning, the fold is still exact
 
 
+def test_dead_input_channels_are_inactive_not_tiny(tmp_path):
+    """var ~1e-12 and mean ~1e-8 (a dead channel in a trained model): inactive-channel (info)."""
+    mean = channel_vector(1e-8, [1, 3], 0.2)
+    bn = inspect_one(stats_model(mean=mean, var=channel_vector(1e-12, [1, 3])), tmp_path)
+    f = only(bn, "inactive-channel")
+    assert f.severity == "info" and f.channels == (1, 3)
+    assert "variance-tiny" not in codes(bn)
+
+
+def test_tiny_variance_with_a_real_mean_stays_a_warning(tmp_path):
+    """var ~0 but a clearly non-zero mean: still variance-tiny, not inactive."""
+    bn = inspect_one(stats_model(mean=channel_vector(0.3, [2], 0.2), var=channel_vector(0.0, [2])), tmp_path)
+    assert only(bn, "variance-tiny").channels == (2,)
+    assert "inactive-channel" not in codes(bn)
+
+
 def test_variance_just_above_epsilon_is_not_tiny(tmp_path):
     """var = 2 * epsilon in every channel: no variance-tiny."""
     bn = inspect_one(stats_model(var=np.full(C, 2e-5)), tmp_path)
@@ -327,7 +343,7 @@ def test_every_code_is_tested():
         "non-finite": "error", "variance-negative": "error", "training-mode": "error",
         "fold-overflow": "error", "variance-tiny": "warning", "stats-uninitialized": "warning",
         "momentum-suspicious": "warning", "epsilon-nonpositive": "warning", "dead-channel": "info",
-        "stats-not-constant": "info", "stats-overridable": "info",
+        "stats-not-constant": "info", "stats-overridable": "info", "inactive-channel": "info",
     }
 
 
