@@ -86,7 +86,7 @@ FINDING_SEVERITY = {
     "non-finite": "error", "variance-negative": "error", "training-mode": "error",
     "fold-overflow": "error", "variance-tiny": "warning", "stats-uninitialized": "warning",
     "momentum-suspicious": "warning", "epsilon-nonpositive": "warning", "dead-channel": "info",
-    "stats-not-constant": "info", "stats-overridable": "info",
+    "stats-not-constant": "info", "stats-overridable": "info", "inactive-channel": "info",
 }
 REASON_CODES = {
     "training-mode", "spatial-mode", "extra-outputs", "stats-not-constant", "stats-overridable",
@@ -624,7 +624,7 @@ def export_pytorch(out: Path, only: list[str] | None, force: bool) -> list[dict]
         "3 pruned channels (conv rows zeroed: var 0 < eps), gamma 0 on 2 of them",
         mutate={"before_calibration": prune, "after_calibration": lambda m: m.features[2].conv[0][1].weight.__setitem__(dead_ch, 0.0)},
         opset_version=17, do_constant_folding=False,
-        findings={"variance-tiny": 1, "dead-channel": 1}, left=0)
+        findings={"dead-channel": 1}, left=0)  # pruned rows: mean and var ~0 -> inactive-channel (info)
     run("unet.momentum.ts17", "unet", "legacy", "BatchNorm2d(momentum=0.9) in torch -> ONNX momentum 0.1",
         mutate={"after_calibration": momentum_09}, opset_version=17, do_constant_folding=False,
         findings={"momentum-suspicious": n_unet}, left=0)
@@ -1167,7 +1167,8 @@ def _close(a, b, rtol=1e-5, atol=1e-7) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
-ORACLE_CODES = {"non-finite", "variance-negative", "variance-tiny", "stats-uninitialized", "dead-channel",
+ORACLE_CODES = {"non-finite", "variance-negative", "variance-tiny", "inactive-channel",
+                "stats-uninitialized", "dead-channel",
                 "momentum-suspicious", "epsilon-nonpositive", "training-mode", "stats-overridable",
                 "stats-not-constant"}
 
@@ -1213,11 +1214,17 @@ def oracle_findings(model) -> dict:
             codes["non-finite"] = nf
         with np.errstate(invalid="ignore"):
             neg = np.flatnonzero(var < 0).tolist()
-            tiny = np.flatnonzero((var >= 0) & (var < eps)).tolist()
+            below = (var >= 0) & (var < eps)
+            # bnfold's rule: mean and var both ~0 is a dead (inactive) channel, not variance-tiny
+            inactive_mask = below & (var < eps * 1e-3) & (np.abs(mean) < 1e-6)
+            tiny = np.flatnonzero(below & ~inactive_mask).tolist()
+            inactive = np.flatnonzero(inactive_mask).tolist()
         if neg:
             codes["variance-negative"] = neg
         if tiny:
             codes["variance-tiny"] = tiny
+        if inactive:
+            codes["inactive-channel"] = inactive
         if mean.size and np.all(mean == 0) and np.all(var == 1):
             codes["stats-uninitialized"] = []
         dead = np.flatnonzero(scale == 0).tolist()
