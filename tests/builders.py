@@ -127,3 +127,31 @@ def count_ops(model: onnx.ModelProto, op: str) -> int:
 def save(model: onnx.ModelProto, path: Path) -> Path:
     onnx.save(model, str(path))
     return path
+
+
+def set_initializer_values(model: onnx.ModelProto, name: str, update) -> None:
+    """Replace initializer ``name`` with ``update(a copy of its values)``."""
+    tensor_proto = next(t for t in model.graph.initializer if t.name == name)
+    values = numpy_helper.to_array(tensor_proto).copy()
+    values = update(values)
+    tensor_proto.CopyFrom(numpy_helper.from_array(values, name))
+
+
+def late_overflow_conv_bn_model(rng) -> onnx.ModelProto:
+    """Conv+BN (float32) whose fold overflows only in channel 2: |W| = 3e38 there, gain 50.
+
+    With the planner's weight bound lowered, the overflow is found only when the folded weight
+    is computed."""
+    model = conv_bn_model(rng)
+
+    def huge(w):
+        w[2] = 3e38
+        return w
+
+    def gain(s):
+        s[2] = 50.0
+        return s
+
+    set_initializer_values(model, "W", huge)
+    set_initializer_values(model, "bn.scale", gain)
+    return model

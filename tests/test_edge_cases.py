@@ -6,7 +6,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from bnfold.fuse import fold_proto, fuse_model
-from builders import bn_node, bn_params, conv_bn_model, make_model, max_rel_error, session, tensor, vinfo
+from builders import (bn_node, bn_params, conv_bn_model, late_overflow_conv_bn_model, make_model,
+                      max_rel_error, session, tensor, vinfo)
 from foldcheck import fold_and_check
 
 
@@ -149,15 +150,7 @@ def test_fold_proto_replans_when_a_weight_overflows_late(rng, monkeypatch):
     import bnfold.planner as planner
 
     monkeypatch.setattr(planner, "WEIGHT_BOUND", 1.0)
-    model = conv_bn_model(rng)
-    w = next(t for t in model.graph.initializer if t.name == "W")
-    arr = numpy_helper.to_array(w).copy()
-    arr[2] = 3e38
-    w.CopyFrom(numpy_helper.from_array(arr, "W"))
-    scale = next(t for t in model.graph.initializer if t.name == "bn.scale")
-    gains = numpy_helper.to_array(scale).copy()
-    gains[2] = 50.0
-    scale.CopyFrom(numpy_helper.from_array(gains, "bn.scale"))
+    model = late_overflow_conv_bn_model(rng)
     assert [d.reason for d in fold_proto(model).plan.left] == ["fold-overflow"]
 
 

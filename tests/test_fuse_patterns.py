@@ -5,8 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from bnfold.fuse import fold_proto
-from builders import (bn_node, bn_params, conv_bn_model, count_ops, make_model, run_both, tensor,
+from builders import (bn_node, bn_params, conv_bn_model, count_ops, make_model, tensor,
                       vinfo, max_rel_error)
 from foldcheck import fold_and_check
 
@@ -430,7 +429,7 @@ def test_dynamo_castlike_bias_folds_and_leaves_no_dead_weights(rng):
 def test_identity_transpose_pair_is_looked_through(rng):
     """TensorFlow (tf2onnx without its optimizer): Conv → Transpose(NHWC) → Transpose(NCHW) → BN."""
     model = conv_bn_model(rng)
-    conv, bn = model.graph.node[0], model.graph.node[1]
+    conv = model.graph.node[0]
     conv.output[0] = "conv_nchw"
     model.graph.node.insert(1, helper.make_node("Transpose", ["conv_nchw"], ["nhwc"], perm=[0, 2, 3, 1]))
     model.graph.node.insert(2, helper.make_node("Transpose", ["nhwc"], ["conv_out"], perm=[0, 3, 1, 2]))

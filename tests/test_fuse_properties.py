@@ -5,7 +5,6 @@ break the fold on purpose and check these properties catch it."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper

@@ -17,7 +17,7 @@ from bnfold.inspection import inspect_loaded
 from bnfold.modelio import load_model, stage_model
 from bnfold.planner import Planner
 from bnfold.rewrite import rewrite_copy
-from builders import conv_bn_model, max_rel_error, run_both, save
+from builders import conv_bn_model, late_overflow_conv_bn_model, max_rel_error, run_both, save
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 
@@ -123,15 +123,7 @@ def test_late_overflow_replans_and_refuses(tmp_path, monkeypatch):
     import bnfold.planner as planner
 
     monkeypatch.setattr(planner, "WEIGHT_BOUND", 1.0)  # the bound shortcut now never reads W
-    model = conv_bn_model(np.random.default_rng(0))
-    w = next(t for t in model.graph.initializer if t.name == "W")
-    arr = numpy_helper.to_array(w).copy()
-    arr[2] = 3e38
-    w.CopyFrom(numpy_helper.from_array(arr, "W"))
-    scale = next(t for t in model.graph.initializer if t.name == "bn.scale")
-    gains = numpy_helper.to_array(scale).copy()
-    gains[2] = 50.0
-    scale.CopyFrom(numpy_helper.from_array(gains, "bn.scale"))
+    model = late_overflow_conv_bn_model(np.random.default_rng(0))
     src = save(model, tmp_path / "huge.onnx")
     result = fuse_model(src, tmp_path / "out.onnx", validate=False)
     assert [x.reason for x in result.left] == ["fold-overflow"]
