@@ -52,14 +52,14 @@ class Provider(str, Enum):
 
 
 # Validation options shared by ``fuse`` and ``validate``.
-ProviderOption = Annotated[Provider, typer.Option(help="Execution provider for validation (auto: CUDA when a device answers).")]
+ProviderOption = Annotated[Optional[Provider], typer.Option(help="Execution provider for validation (auto: CUDA when a device answers) [default: [tool.bnfold] validation.provider, else auto].", show_default=False)]
 ReferenceProviderOption = Annotated[Optional[Provider], typer.Option(help="Provider for the original model (default: --provider).")]
 ShapeOption = Annotated[Optional[list[str]], typer.Option(help="Input shape, name=1x3x224x224 (repeatable).")]
 SamplesOption = Annotated[int, typer.Option(min=1, help="Random input samples.")]
 InputsOption = Annotated[Optional[Path], typer.Option(help="Inputs: a .npz file or a folder of .npz/.npy files.")]
 SeedOption = Annotated[int, typer.Option(help="Random seed for inputs.")]
-AtolOption = Annotated[Optional[float], typer.Option(help="Absolute tolerance (default per dtype).")]
-RtolOption = Annotated[Optional[float], typer.Option(help="Relative tolerance (default per dtype).")]
+AtolOption = Annotated[Optional[float], typer.Option(help="Absolute tolerance (default: [tool.bnfold] validation.atol, else per dtype).")]
+RtolOption = Annotated[Optional[float], typer.Option(help="Relative tolerance (default: [tool.bnfold] validation.rtol, else per dtype).")]
 FoldAtolOption = Annotated[Optional[float], typer.Option(help="Per-fold absolute tolerance (default per dtype).")]
 FoldRtolOption = Annotated[Optional[float], typer.Option(help="Per-fold tolerance relative to max|reference| (default per dtype).")]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -127,6 +127,18 @@ def inspect(
         raise typer.Exit(1)
 
 
+def _validation_defaults(provider: Provider | None, atol: float | None,
+                         rtol: float | None) -> tuple[str, float | None, float | None]:
+    """Provider and tolerances: the command line, else the discovered [tool.bnfold]
+    validation table, else the built-in defaults."""
+    from .config import resolve_config
+
+    configured = resolve_config().validation
+    return (provider.value if provider is not None else configured.provider,
+            atol if atol is not None else configured.atol,
+            rtol if rtol is not None else configured.rtol)
+
+
 def _parse_shapes(specs: list[str] | None) -> dict[str, tuple[int, ...]] | None:
     if not specs:
         return None
@@ -147,7 +159,7 @@ def fuse(
     external_data: Annotated[bool, typer.Option(help="Write tensors to <output>.data (automatic above 2 GiB).")] = False,
     format: FormatOption = OutputFormat.table,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for several models.")] = 1,
-    provider: ProviderOption = Provider.auto,
+    provider: ProviderOption = None,
     reference_provider: ReferenceProviderOption = None,
     shape: ShapeOption = None,
     samples: SamplesOption = 1,
@@ -176,8 +188,9 @@ def fuse(
             raise InputError("--in-place and -O/--output-dir contradict each other")
         if len({m.name for m in models}) < len(models) and output_dir is not None:
             raise InputError("two inputs share a file name; their outputs would collide in the output folder")
+        provider_name, atol, rtol = _validation_defaults(provider, atol, rtol)
         settings = ValidationSettings(
-            provider=provider.value, reference_provider=reference_provider.value if reference_provider else None,
+            provider=provider_name, reference_provider=reference_provider.value if reference_provider else None,
             shapes=_parse_shapes(shape), samples=samples, inputs=str(inputs) if inputs else None,
             seed=seed, atol=atol, rtol=rtol, fold_atol=fold_atol, fold_rtol=fold_rtol,
         )
@@ -214,7 +227,7 @@ def _fuse_one(model: Path, *, targets, in_place, validate, settings, decompose, 
 def validate(
     original: Annotated[Path, typer.Argument(help="The reference model.", show_default=False)],
     candidate: Annotated[Path, typer.Argument(help="The model to compare with it.", show_default=False)],
-    provider: ProviderOption = Provider.auto,
+    provider: ProviderOption = None,
     reference_provider: ReferenceProviderOption = None,
     shape: ShapeOption = None,
     samples: SamplesOption = 1,
@@ -232,9 +245,10 @@ def validate(
     from .validate import validate_models
 
     with user_errors():
+        provider_name, atol, rtol = _validation_defaults(provider, atol, rtol)
         probes = fold_probes_between(original, candidate)
         result = validate_models(
-            original, candidate, folds=probes, provider=provider.value,
+            original, candidate, folds=probes, provider=provider_name,
             reference_provider=reference_provider.value if reference_provider else None,
             shapes=_parse_shapes(shape), samples=samples, inputs=str(inputs) if inputs else None,
             seed=seed, atol=atol, rtol=rtol, fold_atol=fold_atol, fold_rtol=fold_rtol,

@@ -13,7 +13,7 @@ Keys (kebab-case; an unknown key is an error that names it)::
     ignore = ["dead-channel"]          # finding codes, or "not-folded"
     [per-path-ignores]                 # glob (relative to the config file's folder) -> codes
     "models/legacy/**" = ["not-folded"]
-    [validation]                       # read and stored; used by fuse/validate, not by check
+    [validation]                       # defaults for fuse and validate (flags override)
     atol = 1e-5
     rtol = 1e-4
     provider = "auto"                  # auto | cpu | cuda

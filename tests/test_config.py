@@ -369,3 +369,25 @@ def test_path_outside_the_root_matches_only_bare_names(tmp_path):
     root = tmp_path / "proj"
     assert not path_matches("models/*.onnx", tmp_path / "elsewhere" / "models" / "m.onnx", root)
     assert path_matches("m.onnx", tmp_path / "elsewhere" / "m.onnx", root)
+
+
+def test_validation_table_sets_fuse_and_validate_defaults(tmp_path, monkeypatch):
+    """[tool.bnfold] validation.atol/rtol become validate's tolerances; flags override them."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from bnfold.cli import app
+
+    samples = Path(__file__).resolve().parent.parent / "sample_models"
+    shutil.copy(samples / "mlp_bn1d.onnx", tmp_path / "m.onnx")
+    (tmp_path / "bnfold.toml").write_text("[validation]\natol = 0.25\nrtol = 0.125\nprovider = \"cpu\"\n")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["validate", "m.onnx", "m.onnx", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["outputs"][0]["atol"], doc["outputs"][0]["rtol"], doc["provider"]) == (0.25, 0.125, "cpu")
+    result = runner.invoke(app, ["validate", "m.onnx", "m.onnx", "--format", "json", "--atol", "0.5"])
+    assert json.loads(result.stdout)["outputs"][0]["atol"] == 0.5
