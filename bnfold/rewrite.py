@@ -146,24 +146,19 @@ def folded_weight_chunks(consts: ConstantResolver, target: Target, folds: list[F
     if any(d.direction == "forward" for d in folds):
         w64, _ = folded_arrays(consts, target, folds)
         blocks = [w64]
-        scale = None
     else:
         node = target.node
         w = consts.value(target.scope, node.input[1])
         rule = next(d.rule for d in folds if d.direction == "backward")
         scale = bnmath.out_channel_scale(w.shape, rule, _backward_affine(folds).k,
                                          int(get_attr(node, "group", 1)), bool(get_attr(node, "transB", 0)))
+        scale = np.broadcast_to(scale, (w.shape[0],) + scale.shape[1:])  # a view: one row per W row
         row = max(1, int(np.prod(w.shape[1:], dtype=np.int64)))
         step = max(1, CHUNK_ELEMENTS // row)
-        blocks = (w[i:i + step] for i in range(0, w.shape[0], step))
-    start = 0
-    for block in blocks:
-        if scale is None:
-            out = block
-        else:  # one pass: read, widen to float64 and multiply
-            out = np.multiply(block, scale[start:start + len(block)] if scale.shape[0] > 1 else scale,
-                              dtype=np.float64)
-            start += len(block)
+        # one pass per block: read, widen to float64 and multiply
+        blocks = (np.multiply(w[i:i + step], scale[i:i + step], dtype=np.float64)
+                  for i in range(0, w.shape[0], step))
+    for out in blocks:
         cast, ok = bnmath.cast_checked(out, dtype)
         if not ok:
             raise FoldOverflowError(target.name, dtype)
@@ -341,28 +336,21 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
         e.gone_names.add(d.site.y)
     if forward and op == "Gemm":
         e.attrs.setdefault(t, {})["beta"] = 1.0
+    bias_base = inputs[2] if len(inputs) > 2 and inputs[2] else f"{w_name}_bias"
     if not backward:
         if op in ("Conv", "Gemm"):
-            bias_name = _const(scope, e, namer, inputs[2] if len(inputs) > 2 and inputs[2] else f"{w_name}_bias", b_new, t)
-            inputs = inputs[:2] + [bias_name]
+            inputs = inputs[:2] + [_const(scope, e, namer, bias_base, b_new, t)]
         e.inputs[t] = inputs
         return
     final_y = backward[-1].site.y
-    for d in backward:
-        e.drop.add(d.site.index)
-    # every intermediate name between the target and the last BN disappears
-    e.gone_names.add(node.output[0])
-    e.gone_names.update(d.site.y for d in backward[:-1])
+    # every tensor between the target and the last BN disappears with the nodes that made it
+    dropped = [d.site.index for d in backward] + [i for d in backward for i in d.through]
+    gone = {node.output[0], *(d.site.y for d in backward[:-1])}
     bias_add = backward[0].bias_add
     if bias_add is not None:
-        e.drop.add(bias_add)
-        e.gone_names.add(scope.nodes[bias_add].output[0])
-    gone = {node.output[0], *(d.site.y for d in backward[:-1])}
-    if bias_add is not None:
-        gone.add(scope.nodes[bias_add].output[0])
-    for d in backward:  # identity Transpose chains between the target and its BN
-        e.drop.update(d.through)
-        gone.update(scope.nodes[i].output[0] for i in d.through)
+        dropped.append(bias_add)
+    gone.update(scope.nodes[i].output[0] for i in dropped if scope.nodes[i].op_type != "BatchNormalization")
+    e.drop.update(dropped)
     e.gone_names.update(gone)
     for name in gone:  # Shape/Size readers of a vanished tensor read the same-shaped result
         for i in scope.consumers.get(name, []):
@@ -376,9 +364,7 @@ def _apply_target(index: GraphIndex, consts: ConstantResolver, target: Target,
                                name=namer(f"{node.name or 'MatMul'}_bias"))
         e.after.setdefault(t, []).append(add)
     else:
-        base = inputs[2] if len(inputs) > 2 and inputs[2] else f"{w_name}_bias"
-        b_name = _const(scope, e, namer, base, b_new, t)
-        inputs = inputs[:2] + [b_name]
+        inputs = inputs[:2] + [_const(scope, e, namer, bias_base, b_new, t)]
         e.output0[t] = final_y
         if op == "Gemm":
             e.attrs.setdefault(t, {})["beta"] = 1.0
